@@ -1,0 +1,49 @@
+# Outpost build entry points. Every target runs from a fresh clone: the
+# scripts install what they need (Docker Engine, Debian packages) themselves.
+
+GO        ?= go
+FUZZTIME  ?= 30s
+BIN       := bin
+CMDS      := $(notdir $(wildcard cmd/*))
+
+.PHONY: all build test test-short vet lint run images bench fuzz clean
+
+all: build
+
+## build: compile every binary in cmd/ into bin/
+build:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...
+
+## test: the whole suite (what CI runs through .ci/run)
+test:
+	scripts/test.sh
+
+## test-short: unit tests only (-short skips Docker and long end-to-end tests)
+test-short:
+	$(GO) test -short -count=1 ./...
+
+## vet, lint: static checks (also part of `make test`)
+vet:
+	$(GO) vet ./...
+lint: vet
+	scripts/check-docs.sh
+
+## run: the demo, a fake IoT Hub with a registered device, ready for clients
+run: build
+	scripts/run-demo.sh
+
+## images: FROM scratch container images of the binaries (needs Docker; installed when absent)
+images:
+	scripts/images.sh
+
+## bench: benchmarks (see docs/benchmarks.md)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./runtime/...
+
+## fuzz: run every fuzz target for FUZZTIME each (default 30s)
+fuzz:
+	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+clean:
+	rm -rf $(BIN) .outpost

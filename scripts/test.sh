@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# test.sh is the project's test command (README, `make test`, .ci/run).
+# It prepares the machine (Docker Engine when tests need it), runs the static
+# checks and the whole Go test suite, fuzz seed corpora included.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export TESTCONTAINERS_RYUK_DISABLED=true
+export TESTCONTAINERS_HOST_OVERRIDE=localhost
+
+echo "== static checks"
+go vet ./...
+scripts/check-docs.sh
+
+echo "== go test"
+go test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/outpost-test.log
