@@ -1,0 +1,266 @@
+// Command fakehub runs the fake Azure IoT Hub of package fakehub as a process: the MQTT
+// device endpoint (TLS, SAS authentication), the service REST API and the fake-only test
+// API, with its registry, twins and certificates kept in a data directory.
+//
+// Usage:
+//
+//	fakehub [--data-dir DIR] [--hostname NAME] [--mqtt-addr HOST:PORT] [--http-addr HOST:PORT]
+//	        [--plain-mqtt-addr HOST:PORT] [--plain-http-addr HOST:PORT]
+//	        [--log-format text|json] [--log-level debug|info|warn|error]
+//	        [--device ID]... [--edge-device ID]...
+//
+// --device and --edge-device make sure a device identity (an IoT Edge device for the
+// second) exists when the hub starts, and write its connection string to
+// DATA_DIR/devices/ID.connection-string, so a demo or a test can connect at once.
+//
+// Every flag can also be set with an environment variable, FAKEHUB_ followed by the flag
+// name in upper case with '-' as '_' (FAKEHUB_DATA_DIR, FAKEHUB_HTTP_ADDR, ...); a flag on
+// the command line wins over the variable. It logs to stderr and stops cleanly on SIGINT
+// or SIGTERM. docs/fakehub.md describes the API and the files in the data directory.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/outpost-edge/outpost/fakehub"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // the hub failed to start or stopped with an error
+	exitUsage = 2 // bad flags or environment variables
+)
+
+// config holds the command's settings.
+type config struct {
+	dataDir       string
+	hostname      string
+	mqttAddr      string
+	plainMQTTAddr string
+	httpAddr      string
+	plainHTTPAddr string
+	logFormat     string
+	logLevel      string
+	devices       []string // device identities to ensure at start
+	edgeDevices   []string // IoT Edge device identities to ensure at start
+}
+
+// listFlag is a repeatable string flag.
+type listFlag struct{ values *[]string }
+
+func (l listFlag) String() string {
+	if l.values == nil {
+		return ""
+	}
+	return strings.Join(*l.values, ",")
+}
+
+func (l listFlag) Set(v string) error {
+	for _, id := range strings.Split(v, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			*l.values = append(*l.values, id)
+		}
+	}
+	return nil
+}
+
+// envPrefix starts the environment variable of every flag.
+const envPrefix = "FAKEHUB_"
+
+// envName returns the environment variable that sets flag name.
+func envName(name string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// parseConfig reads the flags in args over the environment (getenv) over the defaults.
+// It returns flag.ErrHelp when help was asked for (the usage is then already printed).
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("fakehub", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.dataDir, "data-dir", "./fakehub-data", "directory for the registry, twins, certificates and connection strings")
+	fs.StringVar(&c.hostname, "hostname", "localhost", "IoT Hub host name used in connection strings, SAS audiences and the TLS certificate")
+	fs.StringVar(&c.mqttAddr, "mqtt-addr", ":8883", "MQTT over TLS listen address")
+	fs.StringVar(&c.plainMQTTAddr, "plain-mqtt-addr", "", "plain (no TLS) MQTT listen address; empty disables it")
+	fs.StringVar(&c.httpAddr, "http-addr", ":8443", "HTTPS listen address of the service and fake-only APIs")
+	fs.StringVar(&c.plainHTTPAddr, "plain-http-addr", "", "plain HTTP listen address of the same APIs; empty disables it")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format on stderr: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.Var(listFlag{&c.devices}, "device", "device id to create at start if absent (repeatable, or comma-separated); its connection string goes to DATA_DIR/devices/ID.connection-string")
+	fs.Var(listFlag{&c.edgeDevices}, "edge-device", "IoT Edge device id to create at start if absent (repeatable, or comma-separated); connection string as for --device")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: fakehub [flags]\n\nRuns a fake Azure IoT Hub (see docs/fakehub.md).\n\nFlags (each also read from %s<FLAG>, e.g. %s):\n",
+			envPrefix, envName("data-dir"))
+		fs.PrintDefaults()
+	}
+
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("environment variable %s=%q: %w", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return config{}, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected argument %q; fakehub takes flags only (fakehub -h lists them)", fs.Arg(0))
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return config{}, fmt.Errorf("--log-format %q: want text or json", c.logFormat)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return config{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	if c.dataDir == "" {
+		return config{}, errors.New("--data-dir must not be empty")
+	}
+	if c.mqttAddr == "" || c.httpAddr == "" {
+		return config{}, errors.New("--mqtt-addr and --http-addr must not be empty")
+	}
+	return c, nil
+}
+
+// newLogger builds the slog logger the flags ask for, writing to w.
+func newLogger(c config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.logLevel)) // validated by parseConfig
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serviceConnectionStringFile is the file, in the data directory, where the hub writes
+// its iothubowner connection string.
+const serviceConnectionStringFile = "service-connection-string"
+
+// run runs the hub until ctx is done and returns the process exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	c, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "fakehub: %v\n", err)
+		return exitUsage
+	}
+	logger := newLogger(c, stderr)
+
+	s := &fakehub.Server{
+		Hostname:      c.hostname,
+		DataDir:       c.dataDir,
+		MQTTAddr:      c.mqttAddr,
+		PlainMQTTAddr: c.plainMQTTAddr,
+		HTTPAddr:      c.httpAddr,
+		PlainHTTPAddr: c.plainHTTPAddr,
+		Logger:        logger,
+	}
+	if err := s.Start(ctx); err != nil {
+		logger.Error("fakehub failed to start", "err", err)
+		return exitError
+	}
+	if err := ensureDevices(s, c); err != nil {
+		logger.Error("fakehub could not register the devices asked for", "err", err)
+		_ = s.Close()
+		return exitError
+	}
+	dataDir, _ := filepath.Abs(c.dataDir) // for the log only; a relative path is still right
+	if dataDir == "" {
+		dataDir = c.dataDir
+	}
+	logger.Info("fakehub ready",
+		"hostname", c.hostname,
+		"mqtt_address", s.MQTTAddress(),
+		"plain_mqtt_address", s.PlainMQTTAddress(),
+		"http_address", s.HTTPAddress(),
+		"plain_http_address", s.PlainHTTPAddress(),
+		"data_dir", dataDir,
+		"ca_file", s.CAFile(),
+		"service_connection_string_file", filepath.Join(dataDir, serviceConnectionStringFile),
+	)
+
+	for _, id := range append(append([]string{}, c.devices...), c.edgeDevices...) {
+		logger.Info("device ready", "device_id", id, "connection_string_file", filepath.Join(dataDir, devicesDir, id+".connection-string"))
+	}
+
+	<-ctx.Done()
+	logger.Info("fakehub stopping")
+	if err := s.Close(); err != nil {
+		logger.Error("fakehub did not stop cleanly", "err", err)
+		return exitError
+	}
+	logger.Info("fakehub stopped")
+	return exitOK
+}
+
+// devicesDir is the folder, in the data directory, that holds the connection strings of
+// the devices named by --device and --edge-device.
+const devicesDir = "devices"
+
+// ensureDevices creates the devices the flags name when they do not exist yet and writes
+// each one's connection string (mode 0600: it holds the key) into the data directory.
+func ensureDevices(s *fakehub.Server, c config) error {
+	want := map[string]bool{}
+	for _, id := range c.devices {
+		want[id] = false
+	}
+	for _, id := range c.edgeDevices {
+		want[id] = true
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	dir := filepath.Join(c.dataDir, devicesDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("devices folder: %w", err)
+	}
+	for id, edge := range want {
+		d, err := s.GetDevice(id)
+		switch {
+		case errors.Is(err, fakehub.ErrNotFound):
+			d.DeviceID = id
+			d.Capabilities.IoTEdge = edge
+			if _, err := s.PutDevice(d, ""); err != nil {
+				return fmt.Errorf("device %q: %w", id, err)
+			}
+		case err != nil:
+			return fmt.Errorf("device %q: %w", id, err)
+		case d.Capabilities.IoTEdge != edge:
+			return fmt.Errorf("device %q exists with iotEdge=%v; the flags ask for iotEdge=%v", id, d.Capabilities.IoTEdge, edge)
+		}
+		cs, err := s.DeviceConnectionString(id)
+		if err != nil {
+			return fmt.Errorf("device %q: %w", id, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, id+".connection-string"), []byte(cs+"\n"), 0o600); err != nil {
+			return fmt.Errorf("device %q: %w", id, err)
+		}
+	}
+	return nil
+}
