@@ -1,0 +1,320 @@
+// Command edgehub runs the Outpost edge hub: a local MQTT broker speaking Azure IoT Hub's
+// device/module dialect (package hub), with its message store (package store), identity
+// cache (package hub/identities) and TLS certificates (package hub/certs) kept in a data
+// directory.
+//
+// Usage:
+//
+//	edgehub --iothub-hostname NAME --edge-device-id ID [--gateway-hostname NAME]
+//	        [--data-dir DIR] [--tls-addr HOST:PORT] [--plain-addr HOST:PORT]
+//	        [--config FILE] [--max-message-size BYTES]
+//	        [--store-max-bytes BYTES] [--store-full-policy reject-new|drop-oldest]
+//	        [--log-format text|json] [--log-level debug|info|warn|error]
+//
+// The data directory holds edge-ca.pem (give it to modules and leaf devices so they trust
+// the hub), edge-ca-key.pem, server.pem, server-key.pem, identities.db and store.db.
+//
+// --config names a JSON file read at start:
+//
+//	{
+//	  "edgeHub": { ...the $edgeHub module twin's desired properties: schemaVersion,
+//	               routes, storeAndForwardConfiguration... },
+//	  "identities": [ {"deviceId": "edge1", "moduleId": "filter", "keys": {"primary": "<base64>"}}, ... ]
+//	}
+//
+// Its identities are added to (or replace entries of) the identity cache; its routes are
+// applied, and an invalid route stops the command with an error naming it. Until the
+// upstream link exists (a later version), messages routed to $upstream stay in the store.
+//
+// Every flag can also be set with an environment variable, EDGEHUB_ followed by the flag
+// name in upper case with '-' as '_' (EDGEHUB_DATA_DIR, ...); the command line wins. It
+// logs to stderr and stops cleanly on SIGINT or SIGTERM.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/outpost-edge/outpost/runtime/deployment"
+	"github.com/outpost-edge/outpost/runtime/hub"
+	"github.com/outpost-edge/outpost/runtime/hub/certs"
+	"github.com/outpost-edge/outpost/runtime/hub/identities"
+	"github.com/outpost-edge/outpost/runtime/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // the hub failed to start or stopped with an error
+	exitUsage = 2 // bad flags, environment variables or configuration file
+)
+
+// Files in the data directory besides the certificates.
+const (
+	identitiesFile = "identities.db"
+	storeFile      = "store.db"
+)
+
+// config holds the command's settings.
+type config struct {
+	dataDir         string
+	iotHubHostName  string
+	gatewayHostName string
+	edgeDeviceID    string
+	tlsAddr         string
+	plainAddr       string
+	configFile      string
+	maxMessageSize  int
+	storeMaxBytes   int64
+	storeFullPolicy string
+	logFormat       string
+	logLevel        string
+}
+
+// envPrefix starts the environment variable of every flag.
+const envPrefix = "EDGEHUB_"
+
+func envName(name string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// parseConfig reads the flags in args over the environment (getenv) over the defaults. It
+// returns flag.ErrHelp when help was asked for (the usage is then already printed).
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("edgehub", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.dataDir, "data-dir", "./edgehub-data", "directory for certificates, the identity cache and the message store")
+	fs.StringVar(&c.iotHubHostName, "iothub-hostname", "", "IoT Hub host name clients put in their username and SAS audience (required)")
+	fs.StringVar(&c.gatewayHostName, "gateway-hostname", "localhost", "the edge device's host name: in the TLS certificate, and accepted as SAS audience")
+	fs.StringVar(&c.edgeDeviceID, "edge-device-id", "", "the edge device's id; its modules' inputs are served here (required)")
+	fs.StringVar(&c.tlsAddr, "tls-addr", ":8883", "MQTT over TLS listen address")
+	fs.StringVar(&c.plainAddr, "plain-addr", "", "plain (no TLS) MQTT listen address; empty disables it")
+	fs.StringVar(&c.configFile, "config", "", "JSON file with initial $edgeHub desired properties and identities (see the package documentation)")
+	fs.IntVar(&c.maxMessageSize, "max-message-size", hub.DefaultMaxLocalMessageSize, "largest message accepted for module-to-module routes, in bytes ($upstream keeps IoT Hub's 256 KB)")
+	fs.Int64Var(&c.storeMaxBytes, "store-max-bytes", 0, "cap on stored messages, in bytes; 0 means no cap")
+	fs.StringVar(&c.storeFullPolicy, "store-full-policy", store.RejectNew.String(), "when the cap is reached: reject-new or drop-oldest")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format on stderr: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: edgehub [flags]\n\nRuns the Outpost edge hub.\n\nFlags (each also read from %s<FLAG>, e.g. %s):\n",
+			envPrefix, envName("data-dir"))
+		fs.PrintDefaults()
+	}
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("environment variable %s=%q: %w", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return config{}, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return config{}, fmt.Errorf("unexpected argument %q; edgehub takes flags only (edgehub -h lists them)", fs.Arg(0))
+	case c.iotHubHostName == "":
+		return config{}, errors.New("--iothub-hostname is required")
+	case c.edgeDeviceID == "":
+		return config{}, errors.New("--edge-device-id is required")
+	case c.dataDir == "":
+		return config{}, errors.New("--data-dir must not be empty")
+	case c.tlsAddr == "":
+		return config{}, errors.New("--tls-addr must not be empty")
+	case c.logFormat != "text" && c.logFormat != "json":
+		return config{}, fmt.Errorf("--log-format %q: want text or json", c.logFormat)
+	case c.maxMessageSize <= 0:
+		return config{}, fmt.Errorf("--max-message-size %d: want a positive number of bytes", c.maxMessageSize)
+	case c.storeMaxBytes < 0:
+		return config{}, fmt.Errorf("--store-max-bytes %d: want 0 (no cap) or a positive number of bytes", c.storeMaxBytes)
+	}
+	if _, err := parsePolicy(c.storeFullPolicy); err != nil {
+		return config{}, err
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return config{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	return c, nil
+}
+
+func parsePolicy(s string) (store.Policy, error) {
+	for _, p := range []store.Policy{store.RejectNew, store.DropOldest} {
+		if s == p.String() {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("--store-full-policy %q: want %s or %s", s, store.RejectNew, store.DropOldest)
+}
+
+// newLogger builds the slog logger the flags ask for, writing to w.
+func newLogger(c config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.logLevel)) // validated by parseConfig
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// initialConfig is the --config file.
+type initialConfig struct {
+	EdgeHub    json.RawMessage       `json:"edgeHub"`
+	Identities []identities.Record   `json:"identities"`
+	hub        *deployment.HubConfig // parsed EdgeHub, nil when absent
+}
+
+// readInitialConfig reads and validates the --config file.
+func readInitialConfig(path string) (*initialConfig, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var ic initialConfig
+	if err := dec.Decode(&ic); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(ic.EdgeHub) > 0 {
+		if ic.hub, err = deployment.ParseHub(ic.EdgeHub); err != nil {
+			return nil, fmt.Errorf("%s: edgeHub: %w", path, err)
+		}
+	}
+	return &ic, nil
+}
+
+// run runs the hub until ctx is done and returns the process exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	c, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "edgehub: %v\n", err)
+		return exitUsage
+	}
+	logger := newLogger(c, stderr)
+	var ic *initialConfig
+	if c.configFile != "" {
+		if ic, err = readInitialConfig(c.configFile); err != nil {
+			logger.Error("edgehub: bad --config file", "err", err)
+			return exitUsage
+		}
+	}
+	if err := serve(ctx, c, ic, logger); err != nil {
+		logger.Error("edgehub stopped with an error", "err", err)
+		return exitError
+	}
+	return exitOK
+}
+
+// serve wires the hub by hand and runs it until ctx is done.
+func serve(ctx context.Context, c config, ic *initialConfig, logger *slog.Logger) error {
+	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	bundle, err := certs.LoadOrCreate(c.dataDir, certs.Names(c.gatewayHostName), time.Now())
+	if err != nil {
+		return fmt.Errorf("certificates: %w", err)
+	}
+	ids, err := identities.Open(identities.Options{Path: filepath.Join(c.dataDir, identitiesFile)})
+	if err != nil {
+		return err
+	}
+	defer ids.Close()
+	policy, _ := parsePolicy(c.storeFullPolicy) // validated by parseConfig
+	st, err := store.Open(store.Options{
+		Path:       filepath.Join(c.dataDir, storeFile),
+		MaxBytes:   c.storeMaxBytes,
+		FullPolicy: policy,
+		Logger:     logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	srv, err := hub.New(hub.Options{
+		IoTHubHostName:      c.iotHubHostName,
+		GatewayHostName:     c.gatewayHostName,
+		EdgeDeviceID:        c.edgeDeviceID,
+		TLSAddr:             c.tlsAddr,
+		TLS:                 bundle.TLSConfig(),
+		PlainAddr:           c.plainAddr,
+		MaxLocalMessageSize: c.maxMessageSize,
+		Logger:              logger.With("component", "hub"),
+	}, hub.Deps{Store: st, Identities: ids, IdentityChanges: ids.Changes()})
+	if err != nil {
+		return err
+	}
+	if err := applyInitialConfig(ctx, ic, ids, srv); err != nil {
+		_ = srv.Close()
+		return err
+	}
+
+	// The store commits while the hub runs; it stops after the hub, so that every publish
+	// the hub accepted is committed.
+	storeCtx, stopStore := context.WithCancel(context.Background())
+	storeDone := make(chan error, 1)
+	go func() { storeDone <- st.Run(storeCtx) }()
+	defer func() {
+		stopStore()
+		<-storeDone
+	}()
+
+	logger.Info("edgehub ready",
+		"tls_address", srv.TLSAddr(), "plain_address", srv.PlainAddr(),
+		"edge_device_id", c.edgeDeviceID, "iothub_hostname", c.iotHubHostName,
+		"gateway_hostname", c.gatewayHostName,
+		"ca_file", filepath.Join(c.dataDir, certs.CAFile))
+	logger.Warn("no upstream link in this version: messages routed to $upstream are kept in the store")
+	if err := srv.Run(ctx); err != nil {
+		return err
+	}
+	logger.Info("edgehub stopped")
+	return nil
+}
+
+// applyInitialConfig puts the --config identities into the cache and applies its routes.
+func applyInitialConfig(ctx context.Context, ic *initialConfig, ids *identities.Cache, srv *hub.Server) error {
+	if ic == nil {
+		return nil
+	}
+	for _, r := range ic.Identities {
+		if err := ids.Put(ctx, r); err != nil {
+			return fmt.Errorf("--config identities: %w", err)
+		}
+	}
+	if ic.hub != nil {
+		if err := srv.ApplyConfig(ic.hub); err != nil {
+			return fmt.Errorf("--config edgeHub: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,71 @@
+package hub
+
+import "sync/atomic"
+
+// Stats are the hub's counters since New. They are the source for the metrics endpoint
+// that comes later; every refusal and drop the package documentation mentions is counted
+// here.
+type Stats struct {
+	// Connections accepted (CONNACK 0) and refused (CONNACK 0x05 or 0x01).
+	Connected, AuthRefused int64
+	// Connections closed by the hub: revoked identity or token, protocol violations.
+	Revoked int64
+
+	// Received telemetry publishes, and what became of them.
+	Received int64
+	Stored   int64 // appended to at least one queue, then acknowledged
+	Unrouted int64 // matched no route: acknowledged and dropped (edgeHub has no fallback route)
+
+	// Refused publishes; each closed the connection without a PUBACK.
+	RefusedTooLarge   int64 // over MaxLocalMessageSize, or over MaxUpstreamMessageSize when routed upstream
+	RefusedMalformed  int64 // unparsable topic or property bag
+	RefusedACL        int64 // not the client's own topic, or a filter it may not use
+	RefusedQoS2       int64 // QoS 2 publish
+	RefusedStoreFull  int64 // store.ErrFull
+	RefusedStoreError int64 // any other store failure or StoreTimeout
+	// Ignored counts twin and method publishes, not handled in this version (acknowledged).
+	Ignored int64
+
+	// Deliveries to module inputs and sends upstream that were acknowledged.
+	Delivered, SentUpstream int64
+	// DeliveryFailures counts unacknowledged module deliveries and failed upstream sends.
+	DeliveryFailures int64
+	// Deferred counts deliveries put off because the module was not connected or not
+	// subscribed (or no upstream is configured); they are not failures.
+	Deferred int64
+	// DeadLettered counts messages moved out of their queue after MaxDeliveryAttempts, an
+	// ErrRejected from upstream, or an undecodable record.
+	DeadLettered int64
+}
+
+type counters struct {
+	connected, authRefused, revoked                 atomic.Int64
+	received, stored, unrouted                      atomic.Int64
+	tooLarge, malformed, acl, qos2                  atomic.Int64
+	storeFull, storeError, ignored                  atomic.Int64
+	delivered, sentUpstream, failures, deadLettered atomic.Int64
+	deferred                                        atomic.Int64
+}
+
+func (c *counters) snapshot() Stats {
+	return Stats{
+		Connected:         c.connected.Load(),
+		AuthRefused:       c.authRefused.Load(),
+		Revoked:           c.revoked.Load(),
+		Received:          c.received.Load(),
+		Stored:            c.stored.Load(),
+		Unrouted:          c.unrouted.Load(),
+		RefusedTooLarge:   c.tooLarge.Load(),
+		RefusedMalformed:  c.malformed.Load(),
+		RefusedACL:        c.acl.Load(),
+		RefusedQoS2:       c.qos2.Load(),
+		RefusedStoreFull:  c.storeFull.Load(),
+		RefusedStoreError: c.storeError.Load(),
+		Ignored:           c.ignored.Load(),
+		Delivered:         c.delivered.Load(),
+		SentUpstream:      c.sentUpstream.Load(),
+		DeliveryFailures:  c.failures.Load(),
+		Deferred:          c.deferred.Load(),
+		DeadLettered:      c.deadLettered.Load(),
+	}
+}
