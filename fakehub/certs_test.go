@@ -3,6 +3,7 @@ package fakehub_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -65,8 +66,10 @@ func TestCertificates(t *testing.T) {
 	if !slices.Contains(ips, "127.0.0.1") || !slices.Contains(ips, "::1") {
 		t.Errorf("IP addresses %v", ips)
 	}
-	if info, err := os.Stat(filepath.Join(dir, "ca-key.pem")); err != nil || info.Mode().Perm() != 0o600 {
-		t.Errorf("ca-key.pem mode %v, %v", info.Mode(), err)
+	for _, key := range []string{"ca-key.pem", "server-key.pem"} {
+		if info, err := os.Stat(filepath.Join(dir, key)); err != nil || info.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, %v", key, info.Mode(), err)
+		}
 	}
 	if !bytes.Equal(s.CAPEM(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})) || s.CAFile() != filepath.Join(dir, "ca.pem") {
 		t.Error("CAPEM/CAFile do not match ca.pem")
@@ -98,6 +101,24 @@ func TestCertificates(t *testing.T) {
 		t.Errorf("renewal: server until %v, CA kept %v", server3.NotAfter, bytes.Equal(readCert(t, filepath.Join(dir, "ca.pem")).Raw, ca.Raw))
 	}
 	s.Close()
+
+	// Half a day before the CA expires: the CA is renewed with its key, so a client that
+	// still holds the old ca.pem keeps trusting the hub.
+	nearEnd := ca.NotAfter.Add(-12 * time.Hour)
+	s = start("other.example", func() time.Time { return nearEnd })
+	defer s.Close()
+	ca2 := readCert(t, filepath.Join(dir, "ca.pem"))
+	if bytes.Equal(ca2.Raw, ca.Raw) || !ca2.NotAfter.After(ca.NotAfter) || !ca2.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(ca.PublicKey) {
+		t.Fatalf("CA not renewed with its key: until %v", ca2.NotAfter)
+	}
+	oldPool := x509.NewCertPool()
+	oldPool.AddCert(ca)
+	c, err := tls.Dial("tcp", s.HTTPAddress(), &tls.Config{RootCAs: oldPool, ServerName: "other.example",
+		Time: func() time.Time { return nearEnd }})
+	if err != nil {
+		t.Fatalf("TLS trusting the old ca.pem after the CA renewal: %v", err)
+	}
+	c.Close()
 }
 
 func tlsDial(addr string, s *fakehub.Server) (net.Conn, error) {

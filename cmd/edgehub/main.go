@@ -1,6 +1,6 @@
 // Command edgehub runs the Outpost edge hub: a local MQTT broker speaking Azure IoT Hub's
 // device/module dialect (package hub), with its message store (package store), identity
-// cache (package hub/identities) and TLS certificates (package hub/certs) kept in a data
+// cache (package hub/identities) and TLS certificates (package certs) kept in a data
 // directory.
 //
 // Usage:
@@ -45,11 +45,10 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
+	"github.com/outpost-edge/outpost/runtime/certs"
 	"github.com/outpost-edge/outpost/runtime/deployment"
 	"github.com/outpost-edge/outpost/runtime/hub"
-	"github.com/outpost-edge/outpost/runtime/hub/certs"
 	"github.com/outpost-edge/outpost/runtime/hub/identities"
 	"github.com/outpost-edge/outpost/runtime/store"
 )
@@ -239,7 +238,12 @@ func serve(ctx context.Context, c config, ic *initialConfig, logger *slog.Logger
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	bundle, err := certs.LoadOrCreate(c.dataDir, certs.Names(c.gatewayHostName), time.Now())
+	certOpts := certs.Options{
+		Dir:    c.dataDir,
+		Names:  certs.Names(c.gatewayHostName),
+		Logger: logger.With("component", "certs"),
+	}
+	tlsCerts, err := certs.New(certOpts)
 	if err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
@@ -265,7 +269,7 @@ func serve(ctx context.Context, c config, ic *initialConfig, logger *slog.Logger
 		GatewayHostName:     c.gatewayHostName,
 		EdgeDeviceID:        c.edgeDeviceID,
 		TLSAddr:             c.tlsAddr,
-		TLS:                 bundle.TLSConfig(),
+		TLS:                 tlsCerts.TLSConfig(), // follows renewals without restarting the listener
 		PlainAddr:           c.plainAddr,
 		MaxLocalMessageSize: c.maxMessageSize,
 		Logger:              logger.With("component", "hub"),
@@ -288,11 +292,21 @@ func serve(ctx context.Context, c config, ic *initialConfig, logger *slog.Logger
 		<-storeDone
 	}()
 
+	// Certificates are renewed in the background while the hub runs: new handshakes get
+	// the renewed certificate, connected clients keep theirs until they reconnect.
+	certsCtx, stopCerts := context.WithCancel(ctx)
+	certsDone := make(chan error, 1)
+	go func() { certsDone <- tlsCerts.Run(certsCtx) }()
+	defer func() {
+		stopCerts()
+		<-certsDone
+	}()
+
 	logger.Info("edgehub ready",
 		"tls_address", srv.TLSAddr(), "plain_address", srv.PlainAddr(),
 		"edge_device_id", c.edgeDeviceID, "iothub_hostname", c.iotHubHostName,
 		"gateway_hostname", c.gatewayHostName,
-		"ca_file", filepath.Join(c.dataDir, certs.CAFile))
+		"ca_file", certOpts.CAPath())
 	logger.Warn("no upstream link in this version: messages routed to $upstream are kept in the store")
 	if err := srv.Run(ctx); err != nil {
 		return err

@@ -9,7 +9,7 @@
 //
 //	srv, err := hub.New(hub.Options{
 //		IoTHubHostName: "contoso.azure-devices.net", GatewayHostName: "edge1.local",
-//		EdgeDeviceID: "edge1", TLSAddr: ":8883", TLS: bundle.TLSConfig(),
+//		EdgeDeviceID: "edge1", TLSAddr: ":8883", TLS: certManager.TLSConfig(), // *certs.Manager
 //	}, hub.Deps{Store: st, Identities: cache, Upstream: up, IdentityChanges: cache.Changes()})
 //	err = srv.ApplyConfig(hubConfig) // *deployment.HubConfig; a bad route -> *deployment.Error 400
 //	err = srv.Run(ctx)               // until ctx ends

@@ -11,8 +11,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/outpost-edge/outpost/runtime/certs"
 	"github.com/outpost-edge/outpost/runtime/hub"
-	"github.com/outpost-edge/outpost/runtime/hub/certs"
 	"github.com/outpost-edge/outpost/runtime/iothub"
 	"github.com/outpost-edge/outpost/runtime/sas"
 	"github.com/outpost-edge/outpost/runtime/store"
@@ -70,12 +70,12 @@ func TestIngest_OversizedMessages(t *testing.T) {
 
 func TestTLS_ServesTheEdgeCertificate(t *testing.T) {
 	dir := t.TempDir()
-	bundle, err := certs.LoadOrCreate(dir, certs.Names(edgeHost), time.Now())
+	tlsCerts, err := certs.New(certs.Options{Dir: dir, Names: certs.Names(edgeHost)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := newEnv(t, withOptions(func(o *hub.Options) {
-		o.TLSAddr, o.TLS, o.PlainAddr = "127.0.0.1:0", bundle.TLSConfig(), ""
+		o.TLSAddr, o.TLS, o.PlainAddr = "127.0.0.1:0", tlsCerts.TLSConfig(), ""
 	}))
 	if e.hub.PlainAddr() != "" {
 		t.Fatal("plain listener bound without PlainAddr")
@@ -88,7 +88,7 @@ func TestTLS_ServesTheEdgeCertificate(t *testing.T) {
 				SetUsername(iothub.FormatUsername(hubHost, "leaf1", "", nil)).
 				SetPassword(e.token(hubHost, leaf, keyLeaf, e.clock.Now().Add(time.Hour))).
 				SetAutoReconnect(false).
-				SetTLSConfig(&tls.Config{RootCAs: bundle.Pool(), ServerName: name})
+				SetTLSConfig(&tls.Config{RootCAs: tlsCerts.Current().Pool(), ServerName: name})
 			c := paho.NewClient(o)
 			if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 				t.Fatalf("TLS connect as %q: %v", name, tok.Error())

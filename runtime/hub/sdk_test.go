@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outpost-edge/outpost/runtime/certs"
 	"github.com/outpost-edge/outpost/runtime/hub"
-	"github.com/outpost-edge/outpost/runtime/hub/certs"
 	"github.com/outpost-edge/outpost/runtime/iothub"
 	"github.com/outpost-edge/outpost/runtime/moduleclient"
 	"github.com/outpost-edge/outpost/runtime/sas"
@@ -20,12 +20,12 @@ import (
 // file to trust the hub's certificate.
 func TestModuleClient_OutputToInputOverTLS(t *testing.T) {
 	dir := t.TempDir()
-	bundle, err := certs.LoadOrCreate(dir, certs.Names(edgeHost), time.Now())
+	tlsCerts, err := certs.New(certs.Options{Dir: dir, Names: certs.Names(edgeHost)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := newEnv(t, withRoutes(map[string]string{"aToB": `FROM /messages/modules/modA/outputs/out INTO BrokeredEndpoint("/modules/modB/inputs/in")`}),
-		withOptions(func(o *hub.Options) { o.TLSAddr, o.TLS, o.PlainAddr = "127.0.0.1:0", bundle.TLSConfig(), "" }))
+		withOptions(func(o *hub.Options) { o.TLSAddr, o.TLS, o.PlainAddr = "127.0.0.1:0", tlsCerts.TLSConfig(), "" }))
 	port, err := strconv.Atoi(e.hub.TLSAddr()[strings.LastIndex(e.hub.TLSAddr(), ":")+1:])
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +36,7 @@ func TestModuleClient_OutputToInputOverTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := moduleclient.New(cs, moduleclient.Options{CAFile: filepath.Join(dir, certs.CAFile), Port: port, Now: e.clock.Now, Logger: testLogger(t)})
+		c, err := moduleclient.New(cs, moduleclient.Options{CAFile: filepath.Join(dir, certs.DefaultCAFile), Port: port, Now: e.clock.Now, Logger: testLogger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -212,6 +212,9 @@ func TestIngest_StoreFullRefusesAndCounts(t *testing.T) {
 	b := e.connect(modB)
 	b.subscribeInputs(t)
 	b.next(t)
+	// The pump acks the store only after B's PUBACK reaches the hub, which happens after
+	// b.next returned: wait for the ack, then for its commit.
+	waitFor(t, "the delivered message to leave the store", func() bool { return e.store.Stats().Messages == 0 })
 	if err := e.store.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
