@@ -7,7 +7,7 @@
 //	fakehub [--data-dir DIR] [--hostname NAME] [--mqtt-addr HOST:PORT] [--http-addr HOST:PORT]
 //	        [--plain-mqtt-addr HOST:PORT] [--plain-http-addr HOST:PORT]
 //	        [--log-format text|json] [--log-level debug|info|warn|error]
-//	        [--device ID]... [--edge-device ID]...
+//	        [--device ID]... [--edge-device ID]... [--module DEVICE/MODULE]... [--log-events]
 //
 // --device and --edge-device make sure a device identity (an IoT Edge device for the
 // second) exists when the hub starts, and write its connection string to
@@ -61,6 +61,8 @@ type config struct {
 	logLevel      string
 	devices       []string // device identities to ensure at start
 	edgeDevices   []string // IoT Edge device identities to ensure at start
+	modules       []string // "device/module" identities to ensure at start
+	logEvents     bool     // log every captured device-to-cloud message
 }
 
 // listFlag is a repeatable string flag.
@@ -105,6 +107,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Var(listFlag{&c.devices}, "device", "device id to create at start if absent (repeatable, or comma-separated); its connection string goes to DATA_DIR/devices/ID.connection-string")
+	fs.Var(listFlag{&c.modules}, "module", "DEVICE/MODULE module identity to create at start if absent (the device must exist or be named by --device/--edge-device); connection string in DATA_DIR/devices/DEVICE/MODULE.connection-string")
+	fs.BoolVar(&c.logEvents, "log-events", false, "log every captured device-to-cloud message (sender, properties, body) at info level")
 	fs.Var(listFlag{&c.edgeDevices}, "edge-device", "IoT Edge device id to create at start if absent (repeatable, or comma-separated); connection string as for --device")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: fakehub [flags]\n\nRuns a fake Azure IoT Hub (see docs/fakehub.md).\n\nFlags (each also read from %s<FLAG>, e.g. %s):\n",
@@ -208,6 +212,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	for _, id := range append(append([]string{}, c.devices...), c.edgeDevices...) {
 		logger.Info("device ready", "device_id", id, "connection_string_file", filepath.Join(dataDir, devicesDir, id+".connection-string"))
 	}
+	for _, id := range c.modules {
+		logger.Info("module ready", "module", id, "connection_string_file", filepath.Join(dataDir, devicesDir, id+".connection-string"))
+	}
+	if c.logEvents {
+		go logEvents(ctx, s, logger)
+	}
 
 	<-ctx.Done()
 	logger.Info("fakehub stopping")
@@ -233,7 +243,7 @@ func ensureDevices(s *fakehub.Server, c config) error {
 	for _, id := range c.edgeDevices {
 		want[id] = true
 	}
-	if len(want) == 0 {
+	if len(want) == 0 && len(c.modules) == 0 {
 		return nil
 	}
 	dir := filepath.Join(c.dataDir, devicesDir)
@@ -262,5 +272,44 @@ func ensureDevices(s *fakehub.Server, c config) error {
 			return fmt.Errorf("device %q: %w", id, err)
 		}
 	}
+	for _, id := range c.modules {
+		deviceID, moduleID, ok := strings.Cut(id, "/")
+		if !ok || deviceID == "" || moduleID == "" {
+			return fmt.Errorf("--module %q: want DEVICE/MODULE", id)
+		}
+		if _, err := s.GetModule(deviceID, moduleID); errors.Is(err, fakehub.ErrNotFound) {
+			if _, err := s.PutModule(fakehub.Module{DeviceID: deviceID, ModuleID: moduleID}, ""); err != nil {
+				return fmt.Errorf("module %q: %w", id, err)
+			}
+		} else if err != nil {
+			return fmt.Errorf("module %q: %w", id, err)
+		}
+		cs, err := s.ModuleConnectionString(deviceID, moduleID)
+		if err != nil {
+			return fmt.Errorf("module %q: %w", id, err)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, deviceID), 0o700); err != nil {
+			return fmt.Errorf("module %q: %w", id, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, deviceID, moduleID+".connection-string"), []byte(cs+"\n"), 0o600); err != nil {
+			return fmt.Errorf("module %q: %w", id, err)
+		}
+	}
 	return nil
+}
+
+// logEvents logs every device-to-cloud message the hub captures until ctx is done, so a
+// demo shows the traffic in the terminal.
+func logEvents(ctx context.Context, s *fakehub.Server, logger *slog.Logger) {
+	for e := range s.SubscribeEvents(ctx, 1024) {
+		sender := e.DeviceID
+		if e.ModuleID != "" {
+			sender += "/" + e.ModuleID
+		}
+		body := string(e.Body)
+		if len(body) > 512 {
+			body = body[:512] + "..."
+		}
+		logger.Info("device-to-cloud message", "seq", e.Seq, "from", sender, "properties", e.Properties, "body", body)
+	}
 }

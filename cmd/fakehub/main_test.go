@@ -101,7 +101,7 @@ func TestRun_ServesAndStops(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		code := run(ctx, []string{"--data-dir", dir, "--mqtt-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-			"--plain-http-addr", "127.0.0.1:0", "--log-format", "json", "--device", "demo", "--edge-device", "edge1"},
+			"--plain-http-addr", "127.0.0.1:0", "--log-format", "json", "--device", "demo", "--edge-device", "edge1", "--module", "edge1/sensor", "--log-events"},
 			func(string) string { return "" }, pw)
 		pw.Close()
 		done <- code
@@ -139,13 +139,13 @@ func TestRun_ServesAndStops(t *testing.T) {
 	if cs, err := os.ReadFile(rec["service_connection_string_file"].(string)); err != nil || !strings.Contains(string(cs), "SharedAccessKeyName=") {
 		t.Errorf("service connection string file: %v %q", err, cs)
 	}
-	for _, id := range []string{"demo", "edge1"} {
+	for _, id := range []string{"demo", "edge1", "edge1/sensor"} {
 		raw, err := os.ReadFile(filepath.Join(dir, "devices", id+".connection-string"))
 		if err != nil {
 			t.Fatalf("connection string of %s: %v", id, err)
 		}
 		cs, err := sas.ParseConnectionString(strings.TrimSpace(string(raw)))
-		if err != nil || cs.DeviceID != id || cs.SharedAccessKey == "" {
+		if got := (sas.Identity{DeviceID: cs.DeviceID, ModuleID: cs.ModuleID}).String(); err != nil || got != id || cs.SharedAccessKey == "" {
 			t.Errorf("connection string of %s = %+v, %v", id, cs, err)
 		}
 	}
