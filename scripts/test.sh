@@ -8,6 +8,14 @@ cd "$(dirname "$0")/.."
 export TESTCONTAINERS_RYUK_DISABLED=true
 export TESTCONTAINERS_HOST_OVERRIDE=localhost
 
+# Docker-backed tests run against a real engine: install and start one when absent.
+# With OUTPOST_DOCKER_REQUIRED set, a test that finds no engine fails instead of skipping.
+# Set OUTPOST_SKIP_DOCKER=1 to run without Docker (those tests then say they skip).
+if [ "${OUTPOST_SKIP_DOCKER:-}" != 1 ]; then
+  scripts/docker-up.sh
+  export OUTPOST_DOCKER_REQUIRED=1
+fi
+
 echo "== static checks"
 go vet ./...
 scripts/check-docs.sh
