@@ -162,6 +162,9 @@ func (s *Server) pruneC2DLocked(deviceID string, now time.Time) {
 // subscribed to C2D. Messages already handed to a connection are not sent again until that
 // connection ends.
 func (s *Server) deliverC2D(deviceID string) {
+	if s.oboDeliverC2D(deviceID) {
+		return // the device is attached to an edge hub with "c2d" (obo_deliver.go)
+	}
 	var e effects
 	s.mu.Lock()
 	defer func() {

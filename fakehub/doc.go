@@ -109,6 +109,14 @@
 //     completed by PUBACK, delivered again on a later connection if not acknowledged.
 //   - Keep-alive: mochi (1.5 x keep-alive); CONNECT must arrive within a minute of accept.
 //
+// # Edge multiplexing extension
+//
+// The connection of an IoT Edge device's $edgeHub module may act on behalf of the identities
+// in the edge device's scope over the "$edgehub/..." topics of runtime/iothub's obo.go: on-
+// behalf-of authentication, identity refresh, attach/detach, twins, methods, telemetry and C2D
+// for every local client over one connection. obo.go tells the fake's rules; docs/upstream.md
+// the protocol. The MQTT files call into it through small hooks.
+//
 // # Events
 //
 // Captured D2C messages live in an in-memory ring of the last 100,000 events with

@@ -102,8 +102,8 @@ func (s *Server) invokeMethod(ctx context.Context, deviceID, moduleID string, re
 			return MethodResponse{}, err
 		}
 		c := s.online[key]
-		sent := false
-		if c != nil {
+		sent, viaEdge := s.oboInvokeLocked(key, req.MethodName, rid, payload, call, &e) // obo_deliver.go
+		if !viaEdge && c != nil {
 			if _, ok := subscription(c.cl, iothub.KindMethodRequest, c.ident); ok {
 				s.calls[rid] = call
 				sent = s.enqueueLocked(c, outItem{topic: iothub.MethodRequestTopic(req.MethodName, rid), payload: payload}, &e)
@@ -151,11 +151,17 @@ func (s *Server) invokeMethod(ctx context.Context, deviceID, moduleID string, re
 // methodResponse completes the invocation a device answers. Answers to unknown request ids,
 // or from another identity than the one asked, are ignored.
 func (s *Server) methodResponse(c *conn, rid string, status int, body []byte) {
+	s.completeMethod(c.key, rid, status, body)
+}
+
+// completeMethod completes the invocation of identity key with request id rid (answered on
+// the identity's own connection, or by the edge hub carrying it).
+func (s *Server) completeMethod(key, rid string, status int, body []byte) {
 	s.mu.Lock()
 	call := s.calls[rid]
-	if call == nil || call.key != c.key {
+	if call == nil || call.key != key {
 		s.mu.Unlock()
-		s.log.Info("ignoring a method response nobody waits for", "identity", c.key, "rid", rid)
+		s.log.Info("ignoring a method response nobody waits for", "identity", key, "rid", rid)
 		return
 	}
 	delete(s.calls, rid)

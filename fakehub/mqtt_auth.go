@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -93,6 +94,7 @@ func (s *Server) authorize(cl *mqtt.Client, pk packets.Packet) (*conn, error) {
 		}
 	}
 	enabled := devOK && dev.Status == statusEnabled
+	edgeHub := devOK && dev.Capabilities.IoTEdge && m == moduleEdgeHub
 	s.mu.Unlock()
 	switch {
 	case !devOK:
@@ -116,35 +118,18 @@ func (s *Server) authorize(cl *mqtt.Client, pk packets.Packet) (*conn, error) {
 	if m != "" {
 		c.authScope = "module"
 	}
+	if edgeHub {
+		c.obo = newOBOConn(d) // the edge multiplexing extension (obo.go)
+	}
 	if pk.Connect.WillFlag {
 		c.will = &mqtt.Will{TopicName: pk.Connect.WillTopic, Payload: pk.Connect.WillPayload, Retain: pk.Connect.WillRetain, Qos: pk.Connect.WillQos}
 	}
 	if pk.Connect.PasswordFlag && len(pk.Connect.Password) > 0 {
-		tok, err := sas.Parse(string(pk.Connect.Password))
+		scope, err := s.verifyToken(id, string(pk.Connect.Password), now)
 		if err != nil {
-			return nil, fmt.Errorf("%w: password: %w", errAuth, err)
-		}
-		if tok.KeyName != "" {
-			if !deviceConnectPolicies[tok.KeyName] {
-				return nil, fmt.Errorf("%w: policy %q has no DeviceConnect right", errAuth, tok.KeyName)
-			}
-			policy, err := s.PolicyKeys(tok.KeyName)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %w", errAuth, err)
-			}
-			err = sas.Verify(tok, id, []string{s.Hostname}, now, func(sas.Identity) (sas.Keys, error) { return policy, nil })
-			if err != nil {
-				return nil, fmt.Errorf("%w: %w", errAuth, err)
-			}
-			c.authScope = "hub"
-			return c, nil
-		}
-		if err := sas.Verify(tok, id, []string{s.Hostname}, now, s.IdentityKeys); err != nil {
 			return nil, fmt.Errorf("%w: %w", errAuth, err)
 		}
-		if a, err := tok.Audience(); err == nil && a.ModuleID == "" {
-			c.authScope = "device" // a device token accepted for one of its modules
-		}
+		c.authScope = scope
 		return c, nil
 	}
 
@@ -157,6 +142,40 @@ func (s *Server) authorize(cl *mqtt.Client, pk packets.Packet) (*conn, error) {
 	}
 	c.authType = "x509Certificate"
 	return c, nil
+}
+
+// verifyToken checks a SAS token presented as the password of identity id (a CONNECT, or an
+// edge hub's on-behalf-of auth request): a token for the identity or, for a module, its device,
+// signed with the primary or secondary key, not expired beyond sas.ClockSkew, audience host
+// Hostname; or a token of a policy with DeviceConnect. It returns the auth scope stamped on
+// telemetry: "hub" (policy), "device" (a device token, also when accepted for a module) or
+// "module".
+func (s *Server) verifyToken(id sas.Identity, password string, now time.Time) (string, error) {
+	tok, err := sas.Parse(password)
+	if err != nil {
+		return "", fmt.Errorf("password: %w", err)
+	}
+	if tok.KeyName != "" {
+		if !deviceConnectPolicies[tok.KeyName] {
+			return "", fmt.Errorf("policy %q has no DeviceConnect right", tok.KeyName)
+		}
+		policy, err := s.PolicyKeys(tok.KeyName)
+		if err != nil {
+			return "", err
+		}
+		err = sas.Verify(tok, id, []string{s.Hostname}, now, func(sas.Identity) (sas.Keys, error) { return policy, nil })
+		if err != nil {
+			return "", err
+		}
+		return "hub", nil
+	}
+	if err := sas.Verify(tok, id, []string{s.Hostname}, now, s.IdentityKeys); err != nil {
+		return "", err
+	}
+	if a, err := tok.Audience(); err == nil && a.ModuleID == "" {
+		return "device", nil // a device token, possibly accepted for one of its modules
+	}
+	return "module", nil
 }
 
 func peerCertificate(cl *mqtt.Client) *x509.Certificate {

@@ -102,6 +102,7 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		}
 	case packets.Puback:
 		h.s.c2dAcked(cl, pk.PacketID)
+		h.s.oboC2DAcked(cl, pk.PacketID)
 	}
 	return pk, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/outpost-edge/outpost/runtime/iothub"
+	"github.com/outpost-edge/outpost/runtime/sas"
 	"github.com/outpost-edge/outpost/runtime/twin"
 )
 
@@ -30,6 +31,11 @@ func (s *Server) checkPublish(cl *mqtt.Client, pk packets.Packet) error {
 	}
 	if pk.FixedHeader.Qos > 1 {
 		return errors.New("QoS 2 PUBLISH is not supported by IoT Hub")
+	}
+	if c.obo != nil {
+		if handled, err := s.oboCheckPublish(c, pk.TopicName, pk.Payload); handled {
+			return err
+		}
 	}
 	t, err := iothub.ParseTopic(pk.TopicName)
 	if err != nil {
@@ -60,14 +66,19 @@ func (s *Server) handlePublish(cl *mqtt.Client, pk packets.Packet) error {
 	if c == nil {
 		return packets.ErrRejectPacket
 	}
-	t, err := iothub.ParseTopic(pk.TopicName)
-	if err != nil {
-		return packets.ErrRejectPacket // checkPublish parsed it; cannot happen
-	}
 	now := s.now()
 	s.mu.Lock()
 	s.touchLocked(c, now)
 	s.mu.Unlock()
+	if c.obo != nil {
+		if handled, err := s.oboHandlePublish(c, pk, now); handled {
+			return err
+		}
+	}
+	t, err := iothub.ParseTopic(pk.TopicName)
+	if err != nil {
+		return packets.ErrRejectPacket // checkPublish parsed it; cannot happen
+	}
 	switch t.Kind {
 	case iothub.KindTelemetry:
 		if s.throttle.Load() {
@@ -75,7 +86,7 @@ func (s *Server) handlePublish(cl *mqtt.Client, pk packets.Packet) error {
 			// time out waiting for the PUBACK and send it again.
 			return packets.ErrRejectPacket
 		}
-		s.capture(c, t.Bag, pk.Payload, pk.FixedHeader.Retain, false, now)
+		s.capture(c.stamp(), t.Bag, pk.Payload, pk.FixedHeader.Retain, false, now)
 	case iothub.KindTwinGet:
 		s.twinGet(c, t.RequestID)
 	case iothub.KindTwinPatchReported:
@@ -98,7 +109,7 @@ func (s *Server) captureWill(c *conn, will mqtt.Will) {
 		s.log.Info("ignoring will message over 256 KB", "identity", c.key)
 		return
 	}
-	s.capture(c, t.Bag, will.Payload, will.Retain, true, s.now())
+	s.capture(c.stamp(), t.Bag, will.Payload, will.Retain, true, s.now())
 }
 
 // systemPropertyNames maps wire names of client-settable system properties to the names
@@ -118,8 +129,22 @@ var systemPropertyNames = map[string]string{
 	iothub.SysOperation:       iothub.SysOperation,
 }
 
+// senderStamp is what IoT Hub stamps on a D2C message about its sender: the connection's
+// identity, or the identity an edge hub sent it for (obo_publish.go).
+type senderStamp struct {
+	ident                           sas.Identity
+	generationID, modelID           string
+	authType, authScope, authIssuer string // authIssuer "" means "iothub"
+}
+
+// stamp returns the sender stamp of the connection's own identity.
+func (c *conn) stamp() senderStamp {
+	return senderStamp{ident: c.ident, generationID: c.generationID, modelID: c.modelID,
+		authType: c.authType, authScope: c.authScope}
+}
+
 // capture stamps a D2C message the way IoT Hub does and appends it to the event log.
-func (s *Server) capture(c *conn, bag iothub.Bag, body []byte, retain, will bool, now time.Time) {
+func (s *Server) capture(c senderStamp, bag iothub.Bag, body []byte, retain, will bool, now time.Time) {
 	msg := iothub.MessageFromBag(body, bag)
 	sys := map[string]string{
 		"iothub-connection-device-id":          c.ident.DeviceID,
@@ -162,13 +187,17 @@ func (s *Server) capture(c *conn, bag iothub.Bag, body []byte, retain, will bool
 
 // authMethodJSON renders iothub-connection-auth-method, e.g.
 // {"scope":"device","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}.
-func authMethodJSON(c *conn) string {
+func authMethodJSON(c senderStamp) string {
+	issuer := c.authIssuer
+	if issuer == "" {
+		issuer = "iothub"
+	}
 	b, _ := json.Marshal(struct {
 		Scope                 string `json:"scope"`
 		Type                  string `json:"type"`
 		Issuer                string `json:"issuer"`
 		AcceptingIPFilterRule any    `json:"acceptingIpFilterRule"`
-	}{c.authScope, c.authType, "iothub", nil})
+	}{c.authScope, c.authType, issuer, nil})
 	return string(b)
 }
 
@@ -203,19 +232,19 @@ func (s *Server) twinGet(c *conn, rid string) {
 func (s *Server) twinPatchReported(c *conn, rid string, body []byte, now time.Time) {
 	var e effects
 	s.mu.Lock()
-	status, version, errBody := s.patchReportedLocked(c, body, now)
+	status, version, errBody := s.patchReportedLocked(c.key, body, now)
 	s.enqueueLocked(c, outItem{topic: iothub.TwinResponseTopic(status, rid, version), payload: errBody}, &e)
 	s.mu.Unlock()
 	s.apply(e)
 }
 
-func (s *Server) patchReportedLocked(c *conn, body []byte, now time.Time) (int, int64, []byte) {
+func (s *Server) patchReportedLocked(key string, body []byte, now time.Time) (int, int64, []byte) {
 	if s.throttle.Load() {
 		return iothub.StatusTooManyRequests, 0, twinErrorBody(errCodeThrottled, "throttled (SetThrottle)")
 	}
-	rec := s.twins[c.key]
+	rec := s.twins[key]
 	if rec == nil || s.db == nil {
-		return iothub.StatusNotFound, 0, twinErrorBody(404001, "twin of %q not found", c.key)
+		return iothub.StatusNotFound, 0, twinErrorBody(404001, "twin of %q not found", key)
 	}
 	patch, err := twin.DecodePatch(body)
 	if err != nil {
@@ -226,8 +255,8 @@ func (s *Server) patchReportedLocked(c *conn, body []byte, now time.Time) (int, 
 	if err != nil {
 		return iothub.StatusBadRequest, 0, twinErrorBody(errCodeArgumentInvalid, "reported properties: %v", err)
 	}
-	if err := s.saveTwinLocked(c.key, &twinRecord{Twin: next, ModelID: rec.ModelID}); err != nil {
-		s.log.Error("cannot store reported properties", "identity", c.key, "err", err)
+	if err := s.saveTwinLocked(key, &twinRecord{Twin: next, ModelID: rec.ModelID}); err != nil {
+		s.log.Error("cannot store reported properties", "identity", key, "err", err)
 		return iothub.StatusServerError, 0, twinErrorBody(errCodeServer, "cannot store the twin")
 	}
 	return iothub.StatusNoContent, version, nil

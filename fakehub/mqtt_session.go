@@ -31,8 +31,9 @@ type conn struct {
 	connectedAt  time.Time
 	generationID string
 	modelID      string
-	authType     string // "sas" or "x509Certificate"
-	authScope    string // "device", "module" or "hub"
+	authType     string   // "sas" or "x509Certificate"
+	authScope    string   // "device", "module" or "hub"
+	obo          *oboConn // an edge hub's connection ({edge}/$edgeHub): extension state (obo.go)
 
 	out       chan outItem
 	done      chan struct{}
@@ -165,6 +166,9 @@ func (s *Server) disconnected(cl *mqtt.Client, cause error) {
 			e.pump = append(e.pump, c.ident.DeviceID)
 		}
 	}
+	if c.obo != nil {
+		s.oboDisconnectedLocked(c, now, &e)
+	}
 	kill := c.killSession
 	s.signalLocked()
 	s.mu.Unlock()
@@ -201,6 +205,7 @@ func (s *Server) endSession(cl *mqtt.Client) {
 
 // dropIdentityLocked closes the identity's connection (and, with kill, its session).
 func (s *Server) dropIdentityLocked(key string, kill bool, e *effects) {
+	s.oboDropLocked(key)
 	for cl, c := range s.authed {
 		if c.key == key {
 			e.stop = append(e.stop, cl)
@@ -329,8 +334,9 @@ func (s *Server) write(c *conn, it outItem) {
 	}
 }
 
-// Connections lists the established MQTT connections with the identities each carries (one
-// per connection in the plain IoT Hub dialect), oldest first.
+// Connections lists the established MQTT connections with the identities each carries, oldest
+// first: one per connection in the plain IoT Hub dialect; an edge hub's connection lists its
+// own identity ({edge}/$edgeHub) first, then every identity attached on it (obo.go).
 func (s *Server) Connections() []Connection {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -340,7 +346,7 @@ func (s *Server) Connections() []Connection {
 			ID:          c.connID,
 			RemoteAddr:  c.remote,
 			ClientID:    c.cl.ID,
-			Identities:  []string{c.key},
+			Identities:  oboIdentitiesLocked(c),
 			TLS:         c.tls,
 			ConnectedAt: c.connectedAt,
 		})

@@ -95,10 +95,18 @@ func (s *Server) subscriptionsChanged(cl *mqtt.Client) {
 	if c.ident.ModuleID == "" {
 		s.deliverC2D(c.ident.DeviceID)
 	}
+	if c.obo != nil {
+		s.oboPumpC2D(c)
+	}
 }
 
-// filterAllowed reports whether an identity may subscribe to filter.
+// filterAllowed reports whether an identity may subscribe to filter. The module $edgeHub may
+// also take the two filters of the edge multiplexing extension (obo.go); they only deliver
+// anything on an edge device's connection.
 func filterAllowed(id sas.Identity, filter string) bool {
+	if id.ModuleID == moduleEdgeHub && (filter == iothub.OBOFilter || filter == iothub.OBOC2DFilter) {
+		return true
+	}
 	f, err := iothub.ParseFilter(filter)
 	if err != nil {
 		return false

@@ -265,6 +265,9 @@ func (s *Server) saveTwinLocked(key string, rec *twinRecord) error {
 // connection when it subscribed to them. Nothing is queued for later: IoT Hub only notifies
 // connected clients, which re-read the twin after reconnecting (protocol notes 5.3).
 func (s *Server) notifyDesiredLocked(key string, body []byte, version int64, e *effects) {
+	if s.oboNotifyDesiredLocked(key, body, version, e) {
+		return // the identity is attached to an edge hub with "desired" (obo_deliver.go)
+	}
 	c := s.online[key]
 	if c == nil {
 		return

@@ -38,4 +38,11 @@
 // Device and module ids are never URL-decoded by this package (IoT Hub allows '%' in ids).
 // Parsers only require them to be non-empty; use [ValidateDeviceID] and [ValidateModuleID]
 // where the registry rules matter.
+//
+// # The on-behalf-of extension
+//
+// The obo*.go files hold Outpost's extension of the dialect with which the edge hub carries
+// every local client over one connection to IoT Hub: "$edgehub/{I}/..." topics
+// ([ParseOBOTopic], [OBOTopic]) and their bodies ([OBOIdentity], [OBOCredentials],
+// [OBOAttachment], [OBOError]). obo.go documents the topics; docs/upstream.md the protocol.
 package iothub
