@@ -2,7 +2,9 @@
 // as pure functions, what to do to make the device run its deployment
 // (Plan), what to report about it (Report, StatusOf) and what environment a
 // module gets (Env), and it defines the narrow Runtime interface through
-// which the commands take effect (Command.Execute, Apply).
+// which the commands take effect (Command.Execute, Apply). Agent runs that
+// core for real: it reads the deployment from the $edgeAgent twin,
+// reconciles, creates module identities and reports (see "Agent").
 //
 // # Basics
 //
@@ -65,6 +67,59 @@
 // not create. The spec hash is what Plan compares to decide on an update;
 // see Desired.Spec for what it covers.
 //
+// # Agent
+//
+// Agent is the long-running part built on the pure core: New(Options, Deps)
+// then Run(ctx). Deps are a Runtime, a Twin (the connection as
+// {edge}/$edgeAgent, a *moduleclient.Client in production), Identities
+// (HubIdentities: module identities over the IoT Hub service API) and a
+// StateDB. Run owns one goroutine for the loop and three helpers:
+//
+//	link      EnsureModule("$edgeAgent"), Twin.Connect; back-off until connected
+//	desired   on connect and on every desired notification: GetTwin, keep the
+//	          newest document, wake the loop
+//	reporter  on every new report: diff against the twin's reported section
+//	          (read once per connection) and UpdateReported only a non-empty patch
+//	loop      reconcile, then wait for a wake-up (coalesced, size 1), the
+//	          earliest Wait, or Options.Period (5 s)
+//
+// One reconcile: parse the desired document if its version changed (a
+// valid one becomes the deployment and is saved; an invalid one sets
+// lastDesiredStatus 400, 412 or 417 and the last valid deployment keeps
+// running); make sure every desired module's identity exists in the hub
+// (once per run, back-off on failure); compute the injected environment;
+// List, Merge, Plan, Apply, update and save the Records; set
+// lastDesiredStatus (200, or 500 with the failures, redacted, while any
+// module waits to retry a failed command); publish the Report.
+//
+// Offline, the loop runs the saved deployment: module keys are derived
+// from the device key (DeriveModuleKey) and identity generation ids are
+// saved, so modules get the same environment and spec hash as online, and
+// nothing is recreated when the hub comes back. When ctx ends Run reports
+// 406 (best effort) and returns; modules are never stopped but by a plan.
+//
+// The direct methods of $edgeAgent are ping, RestartModule
+// ({"schemaVersion":"1.0","id":"<module>"}: stop and start a running
+// module, not counted as a restart) and GetModuleLogs (Azure's payload;
+// answer [{"id":"<module>","payload":"<text>"}], or "payloadBytes" with
+// gzip). Bad payloads get 400, other failures 500, both {"message": ...}.
+//
+// # State database
+//
+// StateDB is one bbolt file (agent.db, mode 0600):
+//
+//	meta
+//	  version         schema version ("1"); migrated by OpenStateDB, newer is refused
+//	deployment
+//	  desired         last valid $edgeAgent desired properties, JSON with "$version"
+//	                  (it holds registry passwords, hence the file mode)
+//	records
+//	  <module name>   Record, JSON
+//	identities
+//	  <identity id>   IdentityInfo (generation id), JSON
+//
+// No module key is stored: keys are derived from the device key.
+//
 // # Caveats: where Outpost differs from Azure IoT Edge
 //
 //	                          Azure IoT Edge 1.x                       Outpost
@@ -88,4 +143,12 @@
 //	container labels          net.azure-devices.edge.*                 io.github.outpost-edge.*
 //	reported times            0001-01-01T00:00:00 when unknown         left out when unknown
 //	runtimeStatus             no "downloading"                         "downloading" during pulls
+//	module keys               from the identity service (derived       derived from the edge device key by the
+//	                          from the device's master key)            agent; identities created or updated
+//	                                                                   with the device's own token
+//	desired notifications     merged as patches (version + 1)          a signal only: the agent re-reads the
+//	                                                                   twin (a replace sends no nulls)
+//	shutdown report           406, every module "unknown"              406; module statuses left as they were
+//	                                                                   (the modules keep running)
+//	RestartModule             restart command                          stop + start, not counted
 package agent

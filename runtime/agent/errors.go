@@ -20,4 +20,18 @@ var (
 	// ErrSkipped: Apply did not run a command because an earlier command for
 	// the same module failed. Record.Update ignores it.
 	ErrSkipped = errors.New("skipped after an earlier failure")
+
+	// ErrRunning: Agent.Run was called a second time (Run may be called
+	// once per Agent).
+	ErrRunning = errors.New("agent already running")
+	// ErrStateDB: the agent's state database cannot be used (written by a
+	// newer agent, or damaged). The wrapping error names the file.
+	ErrStateDB = errors.New("unusable state database")
+	// ErrRejected: the hub refused an identity request (a 4xx answer other
+	// than the ones EnsureModule handles itself); retrying the same request
+	// will not help until something changes upstream.
+	ErrRejected = errors.New("rejected by the hub")
+	// ErrMethodPayload: a direct method call carried a payload the agent
+	// cannot read; the caller gets status 400 with the reason.
+	ErrMethodPayload = errors.New("invalid method payload")
 )

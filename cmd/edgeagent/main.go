@@ -1,0 +1,440 @@
+// Command edgeagent runs the Outpost edge agent: it connects to IoT Hub as
+// {edge}/$edgeAgent, reads its deployment from that module twin, runs the
+// modules it lists with a module runtime (plain processes by default, or
+// Docker), creates their identities in the hub, and reports their status
+// back to the twin (package agent).
+//
+// Usage:
+//
+//	edgeagent --connection-string-file FILE [--data-dir DIR]
+//	          [--runtime process|docker] [--image-dir DIR]
+//	          [--gateway-hostname NAME] [--parent-hostname NAME]
+//	          [--ca-file FILE] [--module-ca-file FILE]
+//	          [--service-url URL] [--mqtt-port N] [--reconcile-period D]
+//	          [--log-format text|json] [--log-level debug|info|warn|error]
+//
+// The connection string file holds the edge device's connection string
+// (HostName=…;DeviceId=…;SharedAccessKey=…). The agent derives every module
+// key from that device key, so it needs nothing else to authenticate: its
+// own $edgeAgent identity and the modules' identities are created (or
+// updated) in the hub through the service API at --service-url with the
+// device's own token, which IoT Hub and the fake hub accept for an edge
+// device's modules.
+//
+// The data directory holds agent.db (the last valid deployment and the
+// modules' restart records, mode 0600) and, with the process runtime, the
+// modules' state, logs and working directories under process/. Keep it
+// across restarts: a device that boots without network starts the modules
+// of the saved deployment, and a restarted agent adopts the modules that
+// kept running.
+//
+// --ca-file is the CA to trust for the hub (MQTT and HTTPS; system roots
+// when empty); it is also given to edgeHub as EdgeModuleCACertificateFile.
+// --module-ca-file is the CA of the edge hub's certificate, given to the
+// other modules as EdgeModuleCACertificateFile.
+//
+// Every flag can also be set with an environment variable, EDGEAGENT_
+// followed by the flag name in upper case with '-' as '_'
+// (EDGEAGENT_DATA_DIR, ...); the command line wins. It logs to stderr.
+// SIGINT or SIGTERM stop the agent and leave the modules running. Exit
+// status 1 means the agent could not start, 2 a bad flag or connection
+// string.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	goruntime "runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/outpost-edge/outpost/runtime/agent"
+	"github.com/outpost-edge/outpost/runtime/agent/docker"
+	"github.com/outpost-edge/outpost/runtime/agent/process"
+	"github.com/outpost-edge/outpost/runtime/moduleclient"
+	"github.com/outpost-edge/outpost/runtime/sas"
+)
+
+func main() {
+	// The process runtime starts each module through this executable in a
+	// hidden supervisor mode: hand over before anything else.
+	if len(os.Args) > 1 && os.Args[1] == process.SuperviseArg {
+		os.Exit(process.SuperviseMain(os.Args[2:]))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // the agent could not start
+	exitUsage = 2 // bad flags, environment variables or connection string
+)
+
+// Files and directories in the data directory.
+const (
+	stateFile  = "agent.db"
+	processDir = "process"
+)
+
+// Runtimes.
+const (
+	runtimeProcess = "process"
+	runtimeDocker  = "docker"
+)
+
+// config holds the command's settings.
+type config struct {
+	connectionStringFile string
+	dataDir              string
+	runtime              string
+	imageDir             string
+	gatewayHostName      string
+	parentHostName       string
+	caFile               string
+	moduleCAFile         string
+	serviceURL           string
+	mqttPort             int
+	period               time.Duration
+	logFormat            string
+	logLevel             string
+}
+
+// envPrefix starts the environment variable of every flag.
+const envPrefix = "EDGEAGENT_"
+
+func envName(name string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// parseConfig reads the flags in args over the environment (getenv) over
+// the defaults. It returns flag.ErrHelp when help was asked for (the usage
+// is then already printed).
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("edgeagent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.connectionStringFile, "connection-string-file", "", "file holding the edge device's connection string (required)")
+	fs.StringVar(&c.dataDir, "data-dir", "./edgeagent-data", "directory for the agent's state (and the process runtime's modules)")
+	fs.StringVar(&c.runtime, "runtime", runtimeProcess, "module runtime: process or docker")
+	fs.StringVar(&c.imageDir, "image-dir", "", "process runtime: directory where registry-style images resolve to executables")
+	fs.StringVar(&c.gatewayHostName, "gateway-hostname", "localhost", "the edge device's host name, where modules reach edgeHub")
+	fs.StringVar(&c.parentHostName, "parent-hostname", "", "nested edge: the parent edge device's host name")
+	fs.StringVar(&c.caFile, "ca-file", "", "PEM CA to trust for the hub (MQTT and HTTPS), also given to edgeHub; system roots when empty")
+	fs.StringVar(&c.moduleCAFile, "module-ca-file", "", "PEM CA of edgeHub's certificate, given to modules as EdgeModuleCACertificateFile")
+	fs.StringVar(&c.serviceURL, "service-url", "", "IoT Hub service API base URL for module identities; default https://<HostName>")
+	fs.IntVar(&c.mqttPort, "mqtt-port", moduleclient.DefaultPort, "MQTT over TLS port of the hub (or of the parent)")
+	fs.DurationVar(&c.period, "reconcile-period", agent.DefaultPeriod, "reconcile at least this often")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format on stderr: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error (also given to modules as RuntimeLogLevel)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: edgeagent --connection-string-file FILE [flags]\n\nRuns the Outpost edge agent.\n\nFlags (each also read from %s<FLAG>, e.g. %s):\n",
+			envPrefix, envName("data-dir"))
+		fs.PrintDefaults()
+	}
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("environment variable %s=%q: %w", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return config{}, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return config{}, fmt.Errorf("unexpected argument %q; edgeagent takes flags only (edgeagent -h lists them)", fs.Arg(0))
+	case c.connectionStringFile == "":
+		return config{}, errors.New("--connection-string-file is required")
+	case c.dataDir == "":
+		return config{}, errors.New("--data-dir must not be empty")
+	case c.runtime != runtimeProcess && c.runtime != runtimeDocker:
+		return config{}, fmt.Errorf("--runtime %q: want %s or %s", c.runtime, runtimeProcess, runtimeDocker)
+	case c.gatewayHostName == "":
+		return config{}, errors.New("--gateway-hostname must not be empty")
+	case c.mqttPort <= 0 || c.mqttPort > 65535:
+		return config{}, fmt.Errorf("--mqtt-port %d: want 1..65535", c.mqttPort)
+	case c.period <= 0:
+		return config{}, fmt.Errorf("--reconcile-period %s: want a positive duration", c.period)
+	case c.logFormat != "text" && c.logFormat != "json":
+		return config{}, fmt.Errorf("--log-format %q: want text or json", c.logFormat)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return config{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	return c, nil
+}
+
+// newLogger builds the slog logger the flags ask for, writing to w.
+func newLogger(c config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.logLevel)) // validated by parseConfig
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// readConnectionString reads the edge device's connection string. Errors
+// never quote the file's content.
+func readConnectionString(path string) (sas.ConnectionString, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return sas.ConnectionString{}, fmt.Errorf("--connection-string-file: %w", err)
+	}
+	cs, err := sas.ParseConnectionString(strings.TrimSpace(string(b)))
+	if err != nil {
+		return sas.ConnectionString{}, fmt.Errorf("--connection-string-file %q: %w", path, err)
+	}
+	switch {
+	case cs.IsService() || cs.ModuleID != "":
+		return sas.ConnectionString{}, fmt.Errorf("--connection-string-file %q: want the edge device's connection string (DeviceId, no ModuleId), got %s", path, cs.Redacted())
+	case cs.SharedAccessKey == "":
+		return sas.ConnectionString{}, fmt.Errorf("--connection-string-file %q: the connection string has no SharedAccessKey; the agent derives module keys from it", path)
+	}
+	return cs, nil
+}
+
+// run runs the agent until ctx is done and returns the process exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	c, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "edgeagent: %v\n", err)
+		return exitUsage
+	}
+	logger := newLogger(c, stderr)
+	device, err := readConnectionString(c.connectionStringFile)
+	if err != nil {
+		logger.Error("edgeagent: bad connection string", "err", err)
+		return exitUsage
+	}
+	if err := serve(ctx, c, device, logger); err != nil {
+		logger.Error("edgeagent stopped with an error", "err", err)
+		return exitError
+	}
+	return exitOK
+}
+
+// moduleRuntime is the runtime the agent drives plus its own lifecycle.
+type moduleRuntime struct {
+	agent.Runtime
+	// run is the runtime's background work, if any, until ctx ends.
+	run func(ctx context.Context) error
+	// close releases it.
+	close func() error
+	// version describes it in the reported platform.
+	version string
+}
+
+// newRuntime builds the runtime --runtime names.
+func newRuntime(ctx context.Context, c config, logger *slog.Logger) (*moduleRuntime, error) {
+	switch c.runtime {
+	case runtimeDocker:
+		rt, err := docker.New(docker.Options{GatewayHostName: c.gatewayHostName, Logger: logger.With("component", "docker")})
+		if err != nil {
+			return nil, err
+		}
+		nctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := rt.EnsureNetwork(nctx); err != nil {
+			rt.Close()
+			return nil, fmt.Errorf("docker network %q: %w", rt.Network(), err)
+		}
+		return &moduleRuntime{Runtime: rt, close: rt.Close, version: "docker"}, nil
+	default:
+		rt, err := process.New(process.Options{
+			StateDir: filepath.Join(c.dataDir, processDir),
+			ImageDir: c.imageDir,
+			Logger:   logger.With("component", "process"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &moduleRuntime{Runtime: rt, run: rt.Run, close: func() error { return nil }, version: "process"}, nil
+	}
+}
+
+// httpClient is the client for the service API, trusting caFile when set.
+func httpClient(caFile string) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca-file %q: no PEM certificate in it", caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
+}
+
+// serve wires the agent by hand and runs it until ctx is done.
+func serve(ctx context.Context, c config, device sas.ConnectionString, logger *slog.Logger) error {
+	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	rt, err := newRuntime(ctx, c, logger)
+	if err != nil {
+		return fmt.Errorf("%s runtime: %w", c.runtime, err)
+	}
+	defer rt.close()
+	db, err := agent.OpenStateDB(filepath.Join(c.dataDir, stateFile))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	client, err := httpClient(c.caFile)
+	if err != nil {
+		return err
+	}
+	serviceURL := c.serviceURL
+	if serviceURL == "" {
+		serviceURL = "https://" + device.HostName
+	}
+	ids, err := agent.NewHubIdentities(device, serviceURL, client, nil)
+	if err != nil {
+		return err
+	}
+	self, err := ids.ConnectionString("$edgeAgent", c.parentHostName)
+	if err != nil {
+		return err
+	}
+	twin, err := moduleclient.New(self, moduleclient.Options{CAFile: c.caFile, Port: c.mqttPort, Logger: logger.With("component", "upstream")})
+	if err != nil {
+		return fmt.Errorf("upstream client: %w", err)
+	}
+	defer twin.Close()
+
+	a, err := agent.New(agent.Options{
+		DeviceID:        device.DeviceID,
+		IoTHubHostName:  device.HostName,
+		GatewayHostName: c.gatewayHostName,
+		ParentHostName:  c.parentHostName,
+		ModuleCAFile:    c.moduleCAFile,
+		UpstreamCAFile:  c.caFile,
+		RuntimeLogLevel: runtimeLogLevel(c.logLevel),
+		Period:          c.period,
+		BootTime:        bootTime(),
+		Info:            agentInfo(rt.version),
+	}, agent.Deps{Runtime: rt, Twin: twin, Identities: ids, State: db, Logger: logger.With("component", "agent")})
+	if err != nil {
+		return err
+	}
+
+	// The runtime's background work runs until the agent has stopped.
+	rtCtx, stopRuntime := context.WithCancel(context.WithoutCancel(ctx))
+	rtDone := make(chan error, 1)
+	if rt.run != nil {
+		go func() { rtDone <- rt.run(rtCtx) }()
+	} else {
+		rtDone <- nil
+	}
+	defer func() {
+		stopRuntime()
+		if err := <-rtDone; err != nil {
+			logger.Error("module runtime stopped with an error", "err", err)
+		}
+	}()
+
+	logger.Info("edgeagent ready",
+		"device_id", device.DeviceID, "iothub_hostname", device.HostName, "runtime", c.runtime,
+		"data_dir", c.dataDir, "gateway_hostname", c.gatewayHostName, "service_url", serviceURL)
+	if err := a.Run(ctx); err != nil {
+		return err
+	}
+	logger.Info("edgeagent stopped; modules left running")
+	return nil
+}
+
+// runtimeLogLevel maps the agent's level to the RuntimeLogLevel names
+// Azure's modules understand.
+func runtimeLogLevel(level string) string {
+	switch strings.ToLower(level) {
+	case "debug":
+		return "debug"
+	case "warn":
+		return "warning"
+	case "error":
+		return "error"
+	}
+	return "info"
+}
+
+// agentInfo describes this binary for the reported properties.
+func agentInfo(runtimeVersion string) agent.AgentInfo {
+	info := agent.AgentInfo{Version: "dev", Platform: agent.Platform{OS: goruntime.GOOS, Architecture: arch(), Version: runtimeVersion}}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v := bi.Main.Version; v != "" && v != "(devel)" {
+			info.Version = v
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				info.Commit = s.Value
+			case "vcs.time":
+				info.Build = s.Value
+			}
+		}
+	}
+	return info
+}
+
+// arch spells the architecture as uname -m does, as Azure reports it.
+func arch() string {
+	switch goruntime.GOARCH {
+	case "amd64":
+		return "x86_64"
+	case "arm64":
+		return "aarch64"
+	case "arm":
+		return "armv7l"
+	}
+	return goruntime.GOARCH
+}
+
+// bootTime reads the host's boot time from /proc/stat (btime); zero when
+// it cannot, which disables the agent's "stopped by a shutdown" rule.
+func bootTime() time.Time {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return time.Time{}
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+				return time.Unix(n, 0)
+			}
+		}
+	}
+	return time.Time{}
+}
