@@ -10,6 +10,7 @@
 //	        [--config FILE] [--max-message-size BYTES]
 //	        [--store-max-bytes BYTES] [--store-full-policy reject-new|drop-oldest]
 //	        [--log-format text|json] [--log-level debug|info|warn|error]
+//	        [--metrics-addr HOST:PORT]
 //
 // The data directory holds edge-ca.pem (give it to modules and leaf devices so they trust
 // the hub), edge-ca-key.pem, server.pem, server-key.pem, identities.db and store.db.
@@ -26,6 +27,11 @@
 // applied, and an invalid route stops the command with an error naming it. Until the
 // upstream link exists (a later version), messages routed to $upstream stay in the store.
 //
+// --metrics-addr (default 127.0.0.1:9600, the port of Azure's edgeHub metrics) serves
+// Prometheus metrics over HTTP at /metrics: the hub's (outpost_edgehub_*, see
+// hub.Collector, labelled with iothub and edge_device as Azure's are), the Go runtime's
+// and the process's. --metrics-addr "" disables it.
+//
 // Every flag can also be set with an environment variable, EDGEHUB_ followed by the flag
 // name in upper case with '-' as '_' (EDGEHUB_DATA_DIR, ...); the command line wins. It
 // logs to stderr and stops cleanly on SIGINT or SIGTERM.
@@ -40,11 +46,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/outpost-edge/outpost/runtime/certs"
 	"github.com/outpost-edge/outpost/runtime/deployment"
@@ -87,6 +100,7 @@ type config struct {
 	storeFullPolicy string
 	logFormat       string
 	logLevel        string
+	metricsAddr     string
 }
 
 // envPrefix starts the environment variable of every flag.
@@ -114,6 +128,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.storeFullPolicy, "store-full-policy", store.RejectNew.String(), "when the cap is reached: reject-new or drop-oldest")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "127.0.0.1:9600", "Prometheus metrics listen address (HTTP, path /metrics); empty disables it")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: edgehub [flags]\n\nRuns the Outpost edge hub.\n\nFlags (each also read from %s<FLAG>, e.g. %s):\n",
 			envPrefix, envName("data-dir"))
@@ -292,6 +307,13 @@ func serve(ctx context.Context, c config, ic *initialConfig, logger *slog.Logger
 		<-storeDone
 	}()
 
+	metricsAddr, stopMetrics, err := startMetrics(c, srv, st, logger)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+	defer stopMetrics()
+
 	// Certificates are renewed in the background while the hub runs: new handshakes get
 	// the renewed certificate, connected clients keep theirs until they reconnect.
 	certsCtx, stopCerts := context.WithCancel(ctx)
@@ -306,7 +328,7 @@ func serve(ctx context.Context, c config, ic *initialConfig, logger *slog.Logger
 		"tls_address", srv.TLSAddr(), "plain_address", srv.PlainAddr(),
 		"edge_device_id", c.edgeDeviceID, "iothub_hostname", c.iotHubHostName,
 		"gateway_hostname", c.gatewayHostName,
-		"ca_file", certOpts.CAPath())
+		"ca_file", certOpts.CAPath(), "metrics_address", metricsAddr)
 	logger.Warn("no upstream link in this version: messages routed to $upstream are kept in the store")
 	if err := srv.Run(ctx); err != nil {
 		return err
@@ -331,4 +353,59 @@ func applyInitialConfig(ctx context.Context, ic *initialConfig, ids *identities.
 		}
 	}
 	return nil
+}
+
+// Metrics HTTP server limits: a scrape is one small request.
+const (
+	metricsReadHeaderTimeout = 10 * time.Second
+	metricsScrapeTimeout     = 10 * time.Second
+	metricsMaxInFlight       = 4
+)
+
+// startMetrics serves the metrics at /metrics on --metrics-addr until the returned stop
+// is called, and returns the bound address ("" and a no-op stop when disabled).
+func startMetrics(c config, srv *hub.Server, st *store.Store, logger *slog.Logger) (string, func(), error) {
+	if c.metricsAddr == "" {
+		return "", func() {}, nil
+	}
+	hc, err := hub.NewCollector(srv, st, hub.CollectorOptions{StoreMaxBytes: c.storeMaxBytes})
+	if err != nil {
+		return "", nil, err
+	}
+	reg := prometheus.NewRegistry()
+	hubReg := prometheus.WrapRegistererWith(prometheus.Labels{"iothub": c.iotHubHostName, "edge_device": c.edgeDeviceID}, reg)
+	for _, err := range []error{
+		hubReg.Register(hc),
+		reg.Register(collectors.NewGoCollector()),
+		reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
+	} {
+		if err != nil {
+			return "", nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
+	l, err := net.Listen("tcp", c.metricsAddr)
+	if err != nil {
+		return "", nil, fmt.Errorf("--metrics-addr: %w", err)
+	}
+	errLog := slog.NewLogLogger(logger.With("component", "metrics").Handler(), slog.LevelWarn)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:            errLog,
+		ErrorHandling:       promhttp.ContinueOnError, // one bad metric does not hide the others
+		Registry:            reg,
+		MaxRequestsInFlight: metricsMaxInFlight,
+		Timeout:             metricsScrapeTimeout,
+	})))
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: metricsReadHeaderTimeout, ErrorLog: errLog}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := hs.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics server stopped; the hub keeps running without it", "err", err)
+		}
+	}()
+	return l.Addr().String(), func() {
+		_ = hs.Close()
+		<-done
+	}, nil
 }

@@ -24,7 +24,7 @@ func TestParseConfig(t *testing.T) {
 	defaults := config{
 		dataDir: "./edgehub-data", iotHubHostName: "h.azure-devices.net", gatewayHostName: "localhost",
 		edgeDeviceID: "edge1", tlsAddr: ":8883", maxMessageSize: hub.DefaultMaxLocalMessageSize,
-		storeFullPolicy: "reject-new", logFormat: "text", logLevel: "info",
+		storeFullPolicy: "reject-new", logFormat: "text", logLevel: "info", metricsAddr: "127.0.0.1:9600",
 	}
 	tests := []struct {
 		name    string
@@ -36,13 +36,15 @@ func TestParseConfig(t *testing.T) {
 		{name: "defaults", args: required, want: func(*config) {}},
 		{name: "flags", args: append([]string{"--data-dir", "/d", "--gateway-hostname", "edge.local", "--tls-addr", "127.0.0.1:1",
 			"--plain-addr", "127.0.0.1:2", "--config", "c.json", "--max-message-size", "4096", "--store-max-bytes", "1000",
-			"--store-full-policy", "drop-oldest", "--log-format", "json", "--log-level", "debug"}, required...),
+			"--store-full-policy", "drop-oldest", "--log-format", "json", "--log-level", "debug", "--metrics-addr", ":9"}, required...),
 			want: func(c *config) {
 				c.dataDir, c.gatewayHostName, c.tlsAddr, c.plainAddr, c.configFile = "/d", "edge.local", "127.0.0.1:1", "127.0.0.1:2", "c.json"
 				c.maxMessageSize, c.storeMaxBytes, c.storeFullPolicy, c.logFormat, c.logLevel = 4096, 1000, "drop-oldest", "json", "debug"
+				c.metricsAddr = ":9"
 			}},
 		{name: "environment", env: map[string]string{"EDGEHUB_IOTHUB_HOSTNAME": "e.azure-devices.net", "EDGEHUB_EDGE_DEVICE_ID": "e1", "EDGEHUB_PLAIN_ADDR": ":1883"},
 			want: func(c *config) { c.iotHubHostName, c.edgeDeviceID, c.plainAddr = "e.azure-devices.net", "e1", ":1883" }},
+		{name: "metrics disabled", args: append([]string{"--metrics-addr", ""}, required...), want: func(c *config) { c.metricsAddr = "" }},
 		{name: "flag wins over environment", args: append([]string{"--data-dir", "/flag"}, required...), env: map[string]string{"EDGEHUB_DATA_DIR": "/env"},
 			want: func(c *config) { c.dataDir = "/flag" }},
 		{name: "no IoT Hub host name", args: []string{"--edge-device-id", "e"}, wantErr: "--iothub-hostname"},
@@ -98,7 +100,7 @@ func TestRun_RoutesBetweenModules(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"--iothub-hostname", "h.azure-devices.net", "--edge-device-id", "edge1",
 			"--data-dir", filepath.Join(dir, "data"), "--tls-addr", "127.0.0.1:0", "--plain-addr", "127.0.0.1:0",
-			"--config", cfg, "--log-format", "json"}, func(string) string { return "" }, logw)
+			"--config", cfg, "--log-format", "json", "--metrics-addr", ""}, func(string) string { return "" }, logw)
 		logw.Close()
 	}()
 	addr := readyAddress(t, logs)
@@ -157,7 +159,7 @@ func TestRun_BadConfigFile(t *testing.T) {
 			cfg := filepath.Join(dir, "c.json")
 			writeFile(t, cfg, tt.body)
 			code := run(context.Background(), []string{"--iothub-hostname", "h", "--edge-device-id", "edge1",
-				"--data-dir", filepath.Join(t.TempDir(), "data"), "--tls-addr", "127.0.0.1:0", "--config", cfg},
+				"--data-dir", filepath.Join(t.TempDir(), "data"), "--tls-addr", "127.0.0.1:0", "--config", cfg, "--metrics-addr", ""},
 				func(string) string { return "" }, io.Discard)
 			if code != tt.want {
 				t.Fatalf("exit code %d, want %d", code, tt.want)

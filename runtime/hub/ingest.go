@@ -78,7 +78,7 @@ func (s *Server) ingest(cl *mqtt.Client, pk packets.Packet) error {
 		s.log.Debug("twin and method requests are not handled yet; acknowledged and ignored", "client_id", cl.ID, "kind", t.Kind.String())
 		return nil
 	}
-	s.stats.received.Add(1)
+	s.stats.received(t.ModuleID != "")
 	sender := sas.Identity{DeviceID: t.DeviceID, ModuleID: t.ModuleID}
 	e := envelope{Sender: sender, Enqueued: s.opts.Now().UTC(), Message: iothub.MessageFromBag(pk.Payload, t.Bag)}
 	stamp(&e, pk.FixedHeader.Retain)

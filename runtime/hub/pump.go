@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/outpost-edge/outpost/runtime/iothub"
@@ -131,6 +132,7 @@ type pump struct {
 	queue string
 	wake  chan struct{} // size 1: the module connected or subscribed
 	log   *slog.Logger
+	sent  atomic.Int64 // acknowledged deliveries, for Stats.Sent
 }
 
 func (p *pump) signal() {
@@ -183,6 +185,7 @@ func (p *pump) run(ctx context.Context) {
 			err := p.send(ctx, it)
 			if err == nil {
 				failures = 0
+				p.sent.Add(1)
 				if err := p.s.deps.Store.Ack(p.queue, it.Priority, it.Seq); err != nil {
 					p.log.Warn("acknowledging a delivered message failed; it may be delivered again", "seq", it.Seq, "err", err)
 				}

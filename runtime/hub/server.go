@@ -152,8 +152,13 @@ func (s *Server) addr(cfg *tls.Config) string {
 	return ""
 }
 
-// Stats returns the hub's counters.
-func (s *Server) Stats() Stats { return s.stats.snapshot() }
+// Stats returns the hub's counters and gauges.
+func (s *Server) Stats() Stats {
+	st := s.stats.snapshot()
+	st.Clients = s.conns.count()
+	st.Sent = s.pumps.sent()
+	return st
+}
 
 // Run serves MQTT and runs the pumps until ctx ends, then closes every connection and
 // returns nil once all of the hub's goroutines have returned. It does not close the Store
