@@ -72,6 +72,8 @@ func (a *restAPI) routes() []route {
 
 		// Fake-only API (docs/fakehub.md "Fake-only API").
 		{pattern: "GET /fake/health", right: rightNone, handler: a.health},
+		// The web console's static files (console.go); its API calls carry their own tokens.
+		{pattern: "GET /console/", right: rightNone, handler: a.console},
 		{pattern: "GET /fake/events", right: rightServiceConnect, handler: a.listEvents},
 		{pattern: "GET /fake/events/stream", right: rightServiceConnect, handler: a.streamEvents},
 		{pattern: "POST /fake/devices/{d}/messages/devicebound", right: rightServiceConnect, handler: a.sendC2D},

@@ -16,6 +16,13 @@ if [ "${OUTPOST_SKIP_DOCKER:-}" != 1 ]; then
   export OUTPOST_DOCKER_REQUIRED=1
 fi
 
+# The fake hub's web console is tested in headless Chromium (fakehub/console_test.go):
+# install Debian's chromium when absent. OUTPOST_SKIP_CHROMIUM=1 skips that test instead.
+if [ "${OUTPOST_SKIP_CHROMIUM:-}" != 1 ]; then
+  scripts/chromium-up.sh
+  export OUTPOST_CHROMIUM_REQUIRED=1
+fi
+
 echo "== static checks"
 go vet ./...
 scripts/check-docs.sh
