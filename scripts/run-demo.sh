@@ -40,6 +40,7 @@ Outpost fake IoT Hub is running.
   Device connection string ($DEVICE):
     $(cat "$cs_file")
   Service connection string: $(realpath "$DATA/service-connection-string")
+  Web console:       https://$HTTP_ADDR/console/  (paste the service connection string)
 
 The simulated temperature sensor (module $EDGE/tempsensor) now sends a reading every
 second; the hub logs each message it receives ("device-to-cloud message").
