@@ -288,7 +288,7 @@ func (p *planner) planRunning(st *ModuleState, now time.Time) {
 		case st.Record.StoppedFor == CauseStatus:
 			p.add(Start, CauseStatus, "desired status is running")
 			return
-		case !p.d.BootTime.IsZero() && !st.ExitedAt.IsZero() && st.ExitedAt.Before(p.d.BootTime):
+		case stoppedByBoot(st, p.d.BootTime):
 			p.add(Start, CauseBoot, "stopped by a shutdown of the host or runtime")
 			return
 		}
@@ -319,4 +319,19 @@ func (p *planner) reset(dec restart.Decision) {
 		reason = "it ran long enough before this exit: restart history reset"
 	}
 	p.add(Reset, CauseHealthy, reason)
+}
+
+// stoppedByBoot reports whether an exited module was stopped by a shutdown of
+// the host or runtime rather than by its own failure: it exited before boot,
+// or, when its exit time is unknown (a runtime that lost track of the process
+// across the reboot), it was started before boot.
+func stoppedByBoot(st *ModuleState, boot time.Time) bool {
+	switch {
+	case boot.IsZero():
+		return false
+	case !st.ExitedAt.IsZero():
+		return st.ExitedAt.Before(boot)
+	default:
+		return !st.StartedAt.IsZero() && st.StartedAt.Before(boot)
+	}
 }

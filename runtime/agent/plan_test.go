@@ -247,6 +247,23 @@ func TestPlan(t *testing.T) {
 					exitedAgo(t, d, "filter", 137, time.Hour))
 			},
 			want: []string{"start tempSensor/boot", "start filter/boot"}},
+		{name: "order/reboot-with-unknown-exit-time-starts-modules-started-before-boot", desired: func(d *agent.Desired) { d.BootTime = now.Add(-time.Minute) },
+			edits: []func(*deployment.AgentConfig){editModule("filter", func(m *deployment.Module) { m.RestartPolicy = deployment.RestartNever })},
+			current: func(t testing.TB, d agent.Desired) []agent.ModuleState {
+				// A runtime that lost its processes across the reboot knows neither exit code nor time.
+				lost := exitedAgo(t, d, "filter", -1, time.Hour)
+				lost.ExitedAt = time.Time{}
+				return replace(converged(t, d), lost)
+			},
+			want: []string{"start filter/boot"}},
+		{name: "order/unknown-exit-time-after-boot-is-not-a-reboot", desired: func(d *agent.Desired) { d.BootTime = now.Add(-2 * time.Hour) },
+			edits: []func(*deployment.AgentConfig){editModule("filter", func(m *deployment.Module) { m.RestartPolicy = deployment.RestartNever })},
+			current: func(t testing.TB, d agent.Desired) []agent.ModuleState {
+				lost := exitedAgo(t, d, "filter", -1, time.Hour)
+				lost.ExitedAt = time.Time{}
+				return replace(converged(t, d), lost)
+			},
+			want: []string{}},
 		{name: "order/exit-after-boot-is-a-crash", desired: func(d *agent.Desired) { d.BootTime = now.Add(-time.Minute) },
 			current: func(t testing.TB, d agent.Desired) []agent.ModuleState {
 				return replace(converged(t, d), exitedAgo(t, d, "tempSensor", 1, 5*time.Second))
