@@ -22,7 +22,9 @@
 // device's modules.
 //
 // The data directory holds agent.db (the last valid deployment and the
-// modules' restart records, mode 0600) and, with the process runtime, the
+// modules' restart records, mode 0600), mgmt.sock (the local management API
+// edgectl talks to, mode 0600), config.json (the effective configuration,
+// for edgectl while the agent is stopped) and, with the process runtime, the
 // modules' state, logs and working directories under process/. Keep it
 // across restarts: a device that boots without network starts the modules
 // of the saved deployment, and a restarted agent adopts the modules that
@@ -335,6 +337,9 @@ func serve(ctx context.Context, c config, device sas.ConnectionString, logger *s
 	}
 	defer twin.Close()
 
+	// The tracker lets the management API show download progress.
+	tracked := agent.TrackPulls(rt)
+	info := agentInfo(rt.version)
 	a, err := agent.New(agent.Options{
 		DeviceID:        device.DeviceID,
 		IoTHubHostName:  device.HostName,
@@ -345,8 +350,8 @@ func serve(ctx context.Context, c config, device sas.ConnectionString, logger *s
 		RuntimeLogLevel: runtimeLogLevel(c.logLevel),
 		Period:          c.period,
 		BootTime:        bootTime(),
-		Info:            agentInfo(rt.version),
-	}, agent.Deps{Runtime: rt, Twin: twin, Identities: ids, State: db, Logger: logger.With("component", "agent")})
+		Info:            info,
+	}, agent.Deps{Runtime: tracked, Twin: twin, Identities: ids, State: db, Logger: logger.With("component", "agent")})
 	if err != nil {
 		return err
 	}
@@ -365,6 +370,29 @@ func serve(ctx context.Context, c config, device sas.ConnectionString, logger *s
 			logger.Error("module runtime stopped with an error", "err", err)
 		}
 	}()
+
+	// The local management API for edgectl, and the effective
+	// configuration it reads while the agent is not running.
+	ec := effectiveConfig(c, device, serviceURL, info.Version, time.Now())
+	if err := writeConfigFile(c.dataDir, ec); err != nil {
+		logger.Warn("cannot save the effective configuration for edgectl", "err", err)
+	}
+	ms := &agent.ManagementServer{
+		Path:    filepath.Join(c.dataDir, agent.ManagementSocket),
+		Runtime: tracked,
+		Pulls:   tracked,
+		Agent:   a,
+		Info:    agent.AgentStatus{DataDir: ec.DataDir, Runtime: c.runtime},
+		Config:  ec,
+		Logger:  logger.With("component", "mgmt"),
+	}
+	twin.OnConnectionChange(ms.OnHubConnection)
+	msDone := make(chan struct{})
+	go func() {
+		defer close(msDone)
+		runManagement(ctx, ms, logger)
+	}()
+	defer func() { <-msDone }()
 
 	logger.Info("edgeagent ready",
 		"device_id", device.DeviceID, "iothub_hostname", device.HostName, "runtime", c.runtime,
