@@ -10,10 +10,13 @@
 //	        [--config FILE] [--max-message-size BYTES]
 //	        [--store-max-bytes BYTES] [--store-full-policy reject-new|drop-oldest]
 //	        [--log-format text|json] [--log-level debug|info|warn|error]
-//	        [--metrics-addr HOST:PORT]
+//	        [--metrics-addr HOST:PORT] [--https-addr HOST:PORT]
+//	        [--upstream-connection-string-file FILE] [--upstream-ca-file FILE]
+//	        [--upstream-port PORT] [--identity-refresh DURATION]
 //
 // The data directory holds edge-ca.pem (give it to modules and leaf devices so they trust
-// the hub), edge-ca-key.pem, server.pem, server-key.pem, identities.db and store.db.
+// the hub), edge-ca-key.pem, server.pem, server-key.pem, identities.db, twins.db and
+// store.db.
 //
 // --config names a JSON file read at start:
 //
@@ -24,8 +27,19 @@
 //	}
 //
 // Its identities are added to (or replace entries of) the identity cache; its routes are
-// applied, and an invalid route stops the command with an error naming it. Until the
-// upstream link exists (a later version), messages routed to $upstream stay in the store.
+// applied, and an invalid route stops the command with an error naming it.
+//
+// The upstream link to IoT Hub (package upstream, wired by package hub/uplink) is one MQTT
+// connection as the edge hub's module identity {edge}/$edgeHub, whose connection string
+// comes from --upstream-connection-string-file or, as Azure's edge agent injects it, the
+// IotHubConnectionString environment variable; --iothub-hostname and --edge-device-id
+// default to its HostName and DeviceId. Through it, messages routed to $upstream go to IoT
+// Hub (kept in the store while it is unreachable), clients connecting for the first time
+// are authenticated by IoT Hub and cached in identities.db (so --config identities are not
+// needed; those not known upstream are removed by the next refresh, every
+// --identity-refresh), and the connected clients are shown connected in IoT Hub. Without a
+// connection string the hub runs standalone: $upstream messages stay in the store and only
+// identities in the cache (from --config) can connect.
 //
 // --metrics-addr (default 127.0.0.1:9600, the port of Azure's edgeHub metrics) serves
 // Prometheus metrics over HTTP at /metrics: the hub's (outpost_edgehub_*, see
@@ -63,6 +77,7 @@ import (
 	"github.com/outpost-edge/outpost/runtime/deployment"
 	"github.com/outpost-edge/outpost/runtime/hub"
 	"github.com/outpost-edge/outpost/runtime/hub/identities"
+	"github.com/outpost-edge/outpost/runtime/sas"
 	"github.com/outpost-edge/outpost/runtime/store"
 )
 
@@ -101,6 +116,15 @@ type config struct {
 	logFormat       string
 	logLevel        string
 	metricsAddr     string
+	httpsAddr       string
+
+	// The upstream link (upstream.go): the flags, and the connection string they lead to
+	// (zero without one).
+	upstreamCSFile  string
+	upstreamCAFile  string
+	upstreamPort    int
+	identityRefresh time.Duration
+	upstream        sas.ConnectionString
 }
 
 // envPrefix starts the environment variable of every flag.
@@ -129,6 +153,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "127.0.0.1:9600", "Prometheus metrics listen address (HTTP, path /metrics); empty disables it")
+	fs.StringVar(&c.httpsAddr, "https-addr", "", "listen address of the direct method API modules call (HTTPS, edgeHub's port 443); empty disables it")
+	addUpstreamFlags(fs, &c)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: edgehub [flags]\n\nRuns the Outpost edge hub.\n\nFlags (each also read from %s<FLAG>, e.g. %s):\n",
 			envPrefix, envName("data-dir"))
@@ -148,13 +174,16 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
+	if err := resolveUpstream(&c, getenv); err != nil {
+		return config{}, err
+	}
 	switch {
 	case fs.NArg() > 0:
 		return config{}, fmt.Errorf("unexpected argument %q; edgehub takes flags only (edgehub -h lists them)", fs.Arg(0))
 	case c.iotHubHostName == "":
-		return config{}, errors.New("--iothub-hostname is required")
+		return config{}, errors.New("--iothub-hostname is required (or an upstream connection string)")
 	case c.edgeDeviceID == "":
-		return config{}, errors.New("--edge-device-id is required")
+		return config{}, errors.New("--edge-device-id is required (or an upstream connection string)")
 	case c.dataDir == "":
 		return config{}, errors.New("--data-dir must not be empty")
 	case c.tlsAddr == "":
@@ -267,10 +296,15 @@ func serve(ctx context.Context, c config, ic *initialConfig, logger *slog.Logger
 		return err
 	}
 	defer ids.Close()
+	twins, storeMaxBytes, err := openTwins(c, logger) // twins.go
+	if err != nil {
+		return err
+	}
+	defer twins.Close()
 	policy, _ := parsePolicy(c.storeFullPolicy) // validated by parseConfig
 	st, err := store.Open(store.Options{
 		Path:       filepath.Join(c.dataDir, storeFile),
-		MaxBytes:   c.storeMaxBytes,
+		MaxBytes:   storeMaxBytes,
 		FullPolicy: policy,
 		Logger:     logger,
 	})
@@ -279,6 +313,10 @@ func serve(ctx context.Context, c config, ic *initialConfig, logger *slog.Logger
 	}
 	defer st.Close()
 
+	link, err := newLink(c, ids, logger.With("component", "upstream"))
+	if err != nil {
+		return err
+	}
 	srv, err := hub.New(hub.Options{
 		IoTHubHostName:      c.iotHubHostName,
 		GatewayHostName:     c.gatewayHostName,
@@ -286,9 +324,10 @@ func serve(ctx context.Context, c config, ic *initialConfig, logger *slog.Logger
 		TLSAddr:             c.tlsAddr,
 		TLS:                 tlsCerts.TLSConfig(), // follows renewals without restarting the listener
 		PlainAddr:           c.plainAddr,
+		HTTPSAddr:           c.httpsAddr,
 		MaxLocalMessageSize: c.maxMessageSize,
 		Logger:              logger.With("component", "hub"),
-	}, hub.Deps{Store: st, Identities: ids, IdentityChanges: ids.Changes()})
+	}, link.deps(hub.Deps{Store: st, Identities: ids, IdentityChanges: ids.Changes(), Twins: twins}))
 	if err != nil {
 		return err
 	}
@@ -328,8 +367,9 @@ func serve(ctx context.Context, c config, ic *initialConfig, logger *slog.Logger
 		"tls_address", srv.TLSAddr(), "plain_address", srv.PlainAddr(),
 		"edge_device_id", c.edgeDeviceID, "iothub_hostname", c.iotHubHostName,
 		"gateway_hostname", c.gatewayHostName,
-		"ca_file", certOpts.CAPath(), "metrics_address", metricsAddr)
-	logger.Warn("no upstream link in this version: messages routed to $upstream are kept in the store")
+		"ca_file", certOpts.CAPath(), "metrics_address", metricsAddr, "https_address", srv.HTTPSAddr())
+	link.logReady(logger, c)
+	defer link.start(ctx, srv)() // the link stops after the hub
 	if err := srv.Run(ctx); err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ type credentials struct {
 type authenticator struct {
 	hosts      []string // accepted token audience hosts: IoT Hub's and the gateway's
 	identities Identities
+	resolver   IdentityResolver // nil: the cache alone decides (auth_upstream.go)
 }
 
 // authenticate checks one CONNECT:
@@ -34,7 +35,9 @@ type authenticator struct {
 //  3. the password is a SAS token (X.509 clients, which send none, are not supported yet);
 //  4. sas.Verify: not expired beyond the 5-minute skew, audience host is IoT Hub's or the
 //     gateway's, audience is the identity or its device, signature matches a key that
-//     Identities returns for the signer (which fails for unknown or disabled identities).
+//     Identities returns for the signer (which fails for unknown or disabled identities);
+//     when that fails and a resolver is configured, the cloud is asked and the token
+//     verified again against the updated identities (auth_upstream.go).
 //
 // Every error wraps ErrNotAuthorized and names the rule; none contains the token.
 func (a *authenticator) authenticate(ctx context.Context, clientID, username string, password []byte, now time.Time) (credentials, error) {
@@ -65,7 +68,7 @@ func (a *authenticator) check(ctx context.Context, clientID, username string, pa
 		return credentials{}, err
 	}
 	c := credentials{identity: sas.Identity{DeviceID: d, ModuleID: m}, token: tok}
-	if c.signer, err = a.verify(ctx, tok, c.identity, now); err != nil {
+	if c.signer, err = a.verifyOrResolve(ctx, tok, string(password), c.identity, now); err != nil {
 		return credentials{}, err
 	}
 	return c, nil

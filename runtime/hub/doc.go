@@ -10,7 +10,8 @@
 //	srv, err := hub.New(hub.Options{
 //		IoTHubHostName: "contoso.azure-devices.net", GatewayHostName: "edge1.local",
 //		EdgeDeviceID: "edge1", TLSAddr: ":8883", TLS: certManager.TLSConfig(), // *certs.Manager
-//	}, hub.Deps{Store: st, Identities: cache, Upstream: up, IdentityChanges: cache.Changes()})
+//	}, hub.Deps{Store: st, Identities: cache, IdentityChanges: cache.Changes(),
+//		Upstream: link, Resolver: link, Presence: link}) // link: *uplink.Link (package uplink)
 //	err = srv.ApplyConfig(hubConfig) // *deployment.HubConfig; a bad route -> *deployment.Error 400
 //	err = srv.Run(ctx)               // until ctx ends
 //
@@ -37,8 +38,10 @@
 // "?api-version=" and the legacy form; its host part is not checked), and the password is a
 // SAS token that sas.Verify accepts: issued for the identity or, for a module, for its
 // device; for the IoT Hub host name or the gateway host name; not expired beyond 5
-// minutes of skew; signed with a key Deps.Identities returns for the signer. Any failure
-// gets CONNACK 0x05 (MQTT 3.1 gets 0x01, MQTT 5 the v5 code 0x84). One connection per
+// minutes of skew; signed with a key Deps.Identities returns for the signer. When that
+// fails for an unknown or disabled identity or a signature the cached keys do not match,
+// Deps.Resolver (if set) asks the cloud, which caches the identity, and the token is
+// verified again (auth_upstream.go). Any failure gets CONNACK 0x05 (MQTT 3.1 gets 0x01, MQTT 5 the v5 code 0x84). One connection per
 // identity: a newer CONNECT takes over and the older connection is closed. Tokens are
 // checked again every Options.RevalidateInterval and whenever Deps.IdentityChanges fires;
 // a connection whose identity was removed or disabled, whose keys changed, or whose token
@@ -50,7 +53,7 @@
 // and reported PATCH, and method responses. Subscribe to its own module inputs (modules),
 // its own C2D (devices, "devices/+/messages/devicebound/#" included), twin responses,
 // desired patches and method requests; at most 5 filters; QoS granted min(requested, 1).
-// Twin and method requests are acknowledged and ignored in this version.
+// Twin requests and method responses go to the relay (below).
 //
 // # Ingest and PUBACK (ingest.go)
 //
@@ -100,15 +103,74 @@
 // Delivery is at least once: a crash between a PUBACK and the store's ack commit delivers
 // the message again.
 //
+// # The upstream link (pump_upstream.go, auth_upstream.go, presence.go)
+//
+// When Deps.Upstream is a PipelinedUpstream (package uplink's is), the $upstream pump keeps
+// Options.UpstreamWindow messages in flight on the one link, handed over in store order and
+// acknowledged in the store in that order as their outcomes arrive, so that a backlog
+// drains at the link's throughput, not at one round trip per message (BenchmarkDrainUpstream),
+// and live messages go out as soon as they are stored. ErrRejected dead-letters a message;
+// ErrOffline makes the pump wait for the link (LinkState) without counting a failure; any
+// other failure lets the rest of the window finish and starts again, after a back-off, from
+// the first unacknowledged message, so messages reach the cloud in order per sender (with
+// duplicates only of those whose acknowledgement was lost). A message without an answer
+// after a second holds back new ones until it has its outcome: the cloud may have dropped it.
+//
+// Deps.Presence is told which clients are connected and what they subscribed to
+// (desired patches, methods, C2D), so that the cloud shows them connected and forwards
+// those over the link: attached when the session is established and again when the
+// subscriptions change, detached when the client leaves (not on a takeover by a newer
+// connection of the same identity). It is level-triggered and per identity in order, on
+// the hub's goroutines.
+//
+// # Twins, methods, C2D, configuration (twin*.go, method*.go, c2d*.go, config_*.go)
+//
+// With Deps.Twins (package twincache) and Deps.Cloud (the upstream link):
+//
+//   - Twin GET: answered from IoT Hub when the link is up (and cached), else from the
+//     cache, else with an empty twin. Reported PATCH: validated (twin limits, merged size;
+//     400 with an IoT Hub errorCode), merged into the cached twin and queued on disk before
+//     the PUBACK, answered 204 (with IoT Hub's &$version when it was sent at once), and sent
+//     upstream in order, composed, at most every Options.ReportedSyncInterval per identity,
+//     also after a restart.
+//   - Desired patches go to subscribed clients; after a version gap, on every
+//     subscription to desired patches and for every subscribed client when the link comes
+//     back, the hub GETs the twin and sends the difference from what the client last
+//     received, so changes made while it or the hub was away always arrive, even to a
+//     client that never asked for its twin.
+//   - Direct methods from IoT Hub reach the client at QoS 0 on
+//     $iothub/methods/POST/{name}/?$rid={hub's rid}; its answer, 404 (not connected or not
+//     subscribed) or 504 (Options.MethodTimeout) goes back upstream. Modules call each
+//     other through the HTTPS API on Options.HTTPSAddr (MethodHandler, protocol notes 6.4).
+//   - C2D messages for leaf devices are stored ("/devices/{d}/messages/devicebound" queue)
+//     before the link acknowledges them to IoT Hub, delivered at QoS 1 when the leaf is
+//     connected and subscribed, and removed on its PUBACK.
+//   - The hub's own module twin ({edge}/$edgeHub) carries its configuration: desired ->
+//     deployment.ParseHub -> ApplyConfig, reported lastDesiredStatus 200, or 400 with the
+//     previous configuration kept; the last good one is cached and applied at the start of
+//     Run, before serving. Its reported properties also list the clients (B.3).
+//
+// Reconnection is noticed by polling Cloud.Connected, or at once through
+// Server.CloudStateChanged.
+//
 // # Lock order
 //
-// registry.mu, deliverer.mu, pumpSet.mu and Server.ctxMu are leaves: none is held while
-// taking another or while calling into mochi or the store.
+// registry.mu, deliverer.mu, pumpSet.mu, presence.mu and Server.ctxMu are leaves: none is
+// held while taking another or while calling into mochi or the store. So are the relay's twinSync.mu,
+// twinSync.flushMu, methodCalls.mu, c2dPumps.mu, configSync.mu and hubReport.mu; a
+// twinSync flush lock (one identity's flushes) is held across cloud and cache calls.
 //
 // # Caveats
 //
-//   - Twins, direct methods, C2D, Will messages (IoT Hub forwards them as telemetry) and
-//     X.509 client authentication are not implemented yet.
+//   - Will messages (IoT Hub forwards them as telemetry) and X.509 client authentication
+//     are not implemented yet.
+//   - storeLimits.maxSizeBytes of the $edgeHub configuration applies at the next start
+//     (the store cannot change its cap while open; cmd/edgehub reads CachedConfig); the
+//     hub says so in lastDesiredStatus.description.
+//   - Messages routed to $upstream with the same priority share one lane, acknowledged in
+//     order: after an outage, live messages go out behind the backlog, which drains at the
+//     link's throughput (about 30,000 msg/s here, BenchmarkDrainUpstream). A route with a
+//     higher priority interleaves (store scheduling); per-sender lanes would lift it.
 //   - Sessions (CleanSession=0 subscriptions) live in memory only: after a hub restart
 //     clients are told sessionPresent=0 and must subscribe again, which the SDKs do.
 //   - A client's publishes are committed one after another (see ingestHook).

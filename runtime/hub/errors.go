@@ -36,6 +36,12 @@ var (
 	// retried), and the module pump when the input topic would exceed MQTT's topic limit.
 	ErrRejected = errors.New("rejected upstream")
 
+	// ErrOffline reports that the upstream link is down. An Upstream wraps it so that the
+	// $upstream pump waits for the link to come back (PipelinedUpstream.LinkState) instead of
+	// counting failed attempts; an IdentityResolver wraps it when it could not ask the cloud
+	// about an identity it does not know (the client is refused).
+	ErrOffline = errors.New("upstream link offline")
+
 	// ErrCorrupt reports a stored message that cannot be decoded. The pump dead-letters it.
 	ErrCorrupt = errors.New("corrupt stored message")
 
@@ -45,4 +51,8 @@ var (
 
 	// ErrRunning reports a call to Run after Run or Close, or to Close after Run.
 	ErrRunning = errors.New("hub already running or closed")
+
+	// ErrTimeout reports a direct method call the local client did not answer in time
+	// (504 to the caller).
+	ErrTimeout = errors.New("no answer in time")
 )

@@ -75,6 +75,7 @@ type env struct {
 	opts  hub.Options
 	cfg   *deployment.HubConfig
 	sopts store.Options
+	deps  func(*hub.Deps) // adjusts the Deps of every start (withDeps)
 
 	store     *store.Store
 	storeStop context.CancelFunc
@@ -175,7 +176,11 @@ func (e *env) start(mode storeMode) {
 	if mode == storeRunning {
 		e.runStore()
 	}
-	srv, err := hub.New(e.opts, hub.Deps{Store: st, Identities: e.ids, Upstream: e.up, IdentityChanges: e.ids.Changes()})
+	deps := hub.Deps{Store: st, Identities: e.ids, Upstream: e.up, IdentityChanges: e.ids.Changes()}
+	if e.deps != nil {
+		e.deps(&deps)
+	}
+	srv, err := hub.New(e.opts, deps)
 	if err != nil {
 		t.Fatalf("hub.New: %v", err)
 	}

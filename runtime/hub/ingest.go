@@ -74,9 +74,7 @@ func (s *Server) ingest(cl *mqtt.Client, pk packets.Packet) error {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	if t.Kind != iothub.KindTelemetry {
-		s.stats.ignored.Add(1)
-		s.log.Debug("twin and method requests are not handled yet; acknowledged and ignored", "client_id", cl.ID, "kind", t.Kind.String())
-		return nil
+		return s.handleRequest(cl, t, pk.Payload) // twin and method requests (twin_requests.go)
 	}
 	s.stats.received(t.ModuleID != "")
 	sender := sas.Identity{DeviceID: t.DeviceID, ModuleID: t.ModuleID}

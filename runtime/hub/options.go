@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/outpost-edge/outpost/runtime/hub/twincache"
 	"github.com/outpost-edge/outpost/runtime/iothub"
 	"github.com/outpost-edge/outpost/runtime/sas"
 	"github.com/outpost-edge/outpost/runtime/store"
@@ -80,8 +81,32 @@ type Options struct {
 	// RetryMin and RetryMax bound the pumps' exponential back-off. Defaults 1 s and 60 s
 	// (edgeHub's store-and-forward retry).
 	RetryMin, RetryMax time.Duration
-	// UpstreamTimeout bounds one Upstream.Send call. Default 30 s.
+	// UpstreamTimeout bounds one Upstream.Send call, and the wait for one message's
+	// outcome with a PipelinedUpstream. Default 30 s.
 	UpstreamTimeout time.Duration
+	// UpstreamWindow is how many messages the $upstream pump keeps in flight when
+	// Deps.Upstream is a PipelinedUpstream. Default DefaultUpstreamWindow.
+	UpstreamWindow int
+
+	// HTTPSAddr is the listen address of the direct method API that modules call
+	// (POST /twins/{d}[/modules/{m}]/methods, method_http.go), served with TLS; "" serves
+	// none (MethodHandler still returns the handler). edgeHub serves it on 443.
+	HTTPSAddr string
+	// ReportedSyncInterval is the shortest time between two reported-property updates sent
+	// upstream for one identity (a client's queued patches are composed meanwhile), and for
+	// the hub's own reported properties. Default 1 s (edgeHub: 5 s).
+	ReportedSyncInterval time.Duration
+	// TwinTimeout bounds one twin request to the cloud (GET, reported patch); a client's
+	// GET is then answered from the cache. Default 10 s.
+	TwinTimeout time.Duration
+	// MethodTimeout bounds the wait for a local client's answer to a direct method invoked
+	// from the cloud; the client's answer after it is 504. Default DefaultMethodTimeout.
+	MethodTimeout time.Duration
+	// C2DTTL is how long a C2D message without an expiry waits for its leaf device.
+	// Default DefaultC2DTTL.
+	C2DTTL time.Duration
+	// Version is the hub's version, reported in its module twin's "version". Default "dev".
+	Version string
 
 	// Logger receives the hub's logs and mochi's; discarded when nil.
 	Logger *slog.Logger
@@ -109,11 +134,25 @@ type Deps struct {
 	Store      Store
 	Identities Identities
 	// Upstream sends $upstream messages; when nil they stay stored until a hub with an
-	// Upstream runs.
+	// Upstream runs. A PipelinedUpstream gets a window of messages in flight.
 	Upstream Upstream
+	// Resolver, when not nil, is asked about clients the Identities cannot verify (first
+	// connection, rolled keys); see IdentityResolver. Without it the cache alone decides.
+	Resolver IdentityResolver
+	// Presence, when not nil, is told which clients are connected and what they subscribed
+	// to; see Presence.
+	Presence Presence
 	// IdentityChanges, when not nil, signals that identities changed (see
 	// identities.Cache.Changes); the hub then revalidates every connected client at once.
 	IdentityChanges <-chan struct{}
+	// Twins is the twin cache (package twincache). With it the hub answers its clients'
+	// twin requests (from the cache alone when Cloud is nil); without it they are
+	// acknowledged and ignored.
+	Twins *twincache.Cache
+	// Cloud, when not nil, relays twins, direct methods and C2D messages between IoT Hub and
+	// the local clients, and carries the hub's own configuration (its module twin); see
+	// Cloud. It needs Twins. The real one is the *upstream.Client.
+	Cloud Cloud
 }
 
 // Defaults.
@@ -128,6 +167,9 @@ const (
 	DefaultRetryMin            = time.Second
 	DefaultRetryMax            = 60 * time.Second
 	DefaultUpstreamTimeout     = 30 * time.Second
+	// DefaultReportedSyncInterval and DefaultTwinTimeout: see Options.
+	DefaultReportedSyncInterval = time.Second
+	DefaultTwinTimeout          = 10 * time.Second
 )
 
 // withDefaults validates o and fills in defaults.
@@ -158,6 +200,17 @@ func (o Options) withDefaults() (Options, error) {
 	setDefault(&o.RetryMax, DefaultRetryMax)
 	o.RetryMax = max(o.RetryMax, o.RetryMin)
 	setDefault(&o.UpstreamTimeout, DefaultUpstreamTimeout)
+	setDefault(&o.UpstreamWindow, DefaultUpstreamWindow)
+	if o.HTTPSAddr != "" && o.TLS == nil {
+		return o, fmt.Errorf("%w: HTTPSAddr %q without a TLS configuration", ErrConfig, o.HTTPSAddr)
+	}
+	setDefault(&o.ReportedSyncInterval, DefaultReportedSyncInterval)
+	setDefault(&o.TwinTimeout, DefaultTwinTimeout)
+	setDefault(&o.MethodTimeout, DefaultMethodTimeout)
+	setDefault(&o.C2DTTL, DefaultC2DTTL)
+	if o.Version == "" {
+		o.Version = "dev"
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -179,6 +232,8 @@ func (d Deps) validate() error {
 		return fmt.Errorf("%w: Deps.Store is required", ErrConfig)
 	case d.Identities == nil:
 		return fmt.Errorf("%w: Deps.Identities is required", ErrConfig)
+	case d.Cloud != nil && d.Twins == nil:
+		return fmt.Errorf("%w: Deps.Cloud needs Deps.Twins (the twin cache)", ErrConfig)
 	}
 	return nil
 }

@@ -160,6 +160,10 @@ func (a *attempts) failed(it store.Item) int {
 }
 
 func (p *pump) run(ctx context.Context) {
+	if up, ok := p.s.deps.Upstream.(PipelinedUpstream); ok && p.ep.Kind == route.Upstream {
+		p.runPipelined(ctx, up) // pump_upstream.go
+		return
+	}
 	rnd := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	var head attempts // failed sends of the item the pump is stuck on
 	failures := 0     // consecutive waits, for the back-off

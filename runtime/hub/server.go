@@ -49,8 +49,19 @@ type Server struct {
 	conns    *registry
 	delivery *deliverer
 	pumps    *pumpSet
+	presence *presence // Deps.Presence's view of the clients (presence.go)
 	stats    counters
 	routing  atomic.Pointer[routing]
+
+	// Twins, direct methods, C2D and the $edgeHub configuration (twin_relay.go): twins is
+	// nil without Deps.Twins, hubCfg without Deps.Cloud.
+	twins   *twinSync
+	methods *methodCalls
+	c2d     *c2dPumps
+	hubCfg  *configSync
+	bg      group
+	httpsLn *methodListener // Options.HTTPSAddr (method_http.go)
+	linkUp  atomic.Bool     // the link to IoT Hub as last seen (CloudStateChanged)
 
 	running atomic.Bool
 	ctxMu   sync.RWMutex
@@ -82,6 +93,7 @@ func New(opts Options, deps Deps) (*Server, error) {
 		}
 	}
 	s.auth.identities = deps.Identities
+	s.auth.resolver = deps.Resolver
 	s.routing.Store(&routing{})
 
 	caps := mqtt.NewDefaultServerCapabilities()
@@ -98,8 +110,15 @@ func New(opts Options, deps Deps) (*Server, error) {
 	})
 	s.delivery = newDeliverer(s.mochi)
 	s.pumps = newPumpSet(s)
+	s.presence = newPresence(s, deps.Presence)
+	s.initRelay()
 	// Order matters for OnPacketRead: the QoS 2 refusal runs before anything else.
-	for _, h := range []mqtt.Hook{&authHook{s: s}, &aclHook{s: s}, &deliveryHook{s: s}, &ingestHook{s: s}} {
+	hooks := []mqtt.Hook{&authHook{s: s}, &aclHook{s: s}, &deliveryHook{s: s}, &ingestHook{s: s}}
+	if deps.Presence != nil {
+		hooks = append(hooks, &presenceHook{s: s}) // after authHook, whose registry it reads
+	}
+	hooks = append(hooks, &relayHook{s: s}) // after authHook too (twin_relay.go)
+	for _, h := range hooks {
 		if err := s.mochi.AddHook(h, nil); err != nil {
 			return nil, fmt.Errorf("hook %s: %w", h.ID(), err)
 		}
@@ -108,6 +127,10 @@ func New(opts Options, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	if err := s.listen("plain", o.PlainAddr, nil); err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	if err := s.listenMethods(); err != nil {
 		s.closeListeners()
 		return nil, err
 	}
@@ -134,6 +157,7 @@ func (s *Server) closeListeners() {
 	for _, l := range s.lns {
 		l.closeAll()
 	}
+	s.closeMethods()
 }
 
 // TLSAddr returns the bound address of the TLS listener ("" without one), e.g. to learn
@@ -175,16 +199,21 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, q := range s.deps.Store.Queues() {
 		if ep, ok := endpointOf(q); ok {
 			s.pumps.ensure(ep)
+		} else if d, ok := c2dDevice(q); ok {
+			s.c2d.ensure(d) // C2D messages waiting for a leaf device (c2d.go)
 		} else {
 			s.log.Warn("store queue is not an endpoint of this hub; left alone", "queue", q)
 		}
 	}
+	s.applyCachedConfig() // before serving: a hub booting offline routes its first message
 	if err := s.mochi.Serve(); err != nil {
 		s.closeListeners()
 		return fmt.Errorf("serve: %w", err)
 	}
 	s.log.Info("edge hub serving", "tls", s.TLSAddr(), "plain", s.PlainAddr())
+	s.startRelay(ctx)
 	s.pumps.run(ctx)
+	presenceDone := s.presence.start(ctx)
 
 	tick := time.NewTicker(s.opts.RevalidateInterval)
 	defer tick.Stop()
@@ -205,6 +234,8 @@ func (s *Server) Run(ctx context.Context) error {
 	s.closeListeners()
 	err := s.mochi.Close()
 	s.pumps.wait()
+	<-presenceDone
+	s.stopRelay()
 	s.log.Info("edge hub stopped")
 	if err != nil {
 		return fmt.Errorf("close: %w", err)

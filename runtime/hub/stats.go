@@ -35,7 +35,8 @@ type Stats struct {
 	// DeliveryFailures counts unacknowledged module deliveries and failed upstream sends.
 	DeliveryFailures int64
 	// Deferred counts deliveries put off because the module was not connected or not
-	// subscribed (or no upstream is configured); they are not failures.
+	// subscribed (or no upstream is configured, or its link was down); they are not
+	// failures.
 	Deferred int64
 	// DeadLettered counts messages moved out of their queue after MaxDeliveryAttempts, an
 	// ErrRejected from upstream, or an undecodable record.

@@ -12,7 +12,8 @@
 //	go up.Run(ctx)                                    // owns the connection until ctx ends
 //	rec, err := up.Authenticate(ctx, leaf, password)  // first connect of a client: keys to cache
 //	err = up.Attach(ctx, leaf, upstream.Subscriptions{Desired: true, Methods: true, C2D: true})
-//	err = up.Send(ctx, leaf, msg)                     // the $upstream pump, message by message
+//	err = up.Send(ctx, leaf, msg)                     // one message, waits for its PUBACK
+//	s := up.SendAsync(ctx, leaf, msg); <-s.Done(); err = s.Err() // many in flight, in order
 //
 // Send has the signature of the hub's Upstream interface (runtime/hub); the wiring maps
 // ErrRejected onto hub.ErrRejected so that the pump dead-letters what IoT Hub will never take. The hub owns its interfaces
@@ -29,7 +30,9 @@
 //     forwards what Subscriptions ask for: desired patches (OnDesired), method requests
 //     (OnMethod, answered with RespondMethod), C2D messages for leaves (OnC2D).
 //   - GetTwin / UpdateReported: twin traffic on a client's behalf.
-//   - Send: telemetry on behalf of any identity in scope, attached or not.
+//   - Send, SendAsync: telemetry on behalf of any identity in scope, attached or not.
+//     SendAsync keeps many messages in flight on the connection, in call order (the hub's
+//     $upstream pump drains a backlog with a window of them).
 //
 // Every request is answered by IoT Hub; the status maps onto the sentinels of errors.go
 // (401 ErrUnauthorized, 403 ErrOutOfScope, 404 ErrNotFound, 429 ErrThrottled, others a
@@ -72,8 +75,11 @@
 //
 // # Caveats
 //
-//   - Send waits for each PUBACK (the hub's pump sends one message at a time); batching
-//     several messages per round trip is not implemented yet.
+//   - Send waits for each PUBACK; SendAsync pipelines instead (one goroutine per message in
+//     flight). Several messages per PUBLISH (batching) is not part of the dialect.
+//   - A message IoT Hub drops without a PUBACK (throttling) fails with ErrTimeout after
+//     RequestTimeout, but paho keeps its packet id until the connection ends: a window
+//     of messages timing out again and again on one connection uses ids up (65535).
 //   - X.509 authentication of the link itself (the edge hub's own certificate) is not
 //     implemented: the connection string must carry a SharedAccessKey.
 //   - A handler that never returns holds its worker (desired and C2D have one each).
