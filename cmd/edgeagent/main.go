@@ -12,6 +12,8 @@
 //	          [--ca-file FILE] [--module-ca-file FILE]
 //	          [--service-url URL] [--mqtt-port N] [--reconcile-period D]
 //	          [--log-format text|json] [--log-level debug|info|warn|error]
+//	          [--config FILE] [--runtime-start-time TIME]
+//	          [--certs-dir DIR] [--cert-ca-lifetime D] [--cert-server-lifetime D] [--cert-renew-before D]
 //
 // The connection string file holds the edge device's connection string
 // (HostName=…;DeviceId=…;SharedAccessKey=…). The agent derives every module
@@ -35,9 +37,31 @@
 // --module-ca-file is the CA of the edge hub's certificate, given to the
 // other modules as EdgeModuleCACertificateFile.
 //
+// With --certs-dir the agent keeps the edge CA and the edge hub's server
+// certificate for --gateway-hostname in that directory (package certs'
+// files and rules, edgectl setup creates them): it creates what is missing
+// at start and renews each certificate --cert-renew-before ahead of its
+// expiry while it runs, as aziot-certd renews Azure's edge CA.
+//
 // Every flag can also be set with an environment variable, EDGEAGENT_
 // followed by the flag name in upper case with '-' as '_'
-// (EDGEAGENT_DATA_DIR, ...); the command line wins. It logs to stderr.
+// (EDGEAGENT_DATA_DIR, ...), or in the file --config names: edgectl
+// setup's edge.json, a JSON object whose "agent" member maps flag names to
+// values (strings, numbers or booleans; other members are edgectl's):
+//
+//	{"schemaVersion": "1", "agent": {"connection-string-file": "/var/lib/outpost/device-connection-string",
+//	  "data-dir": "/var/lib/outpost", "gateway-hostname": "edge1.local", "mqtt-port": 8883}}
+//
+// The command line wins over the environment, which wins over the file.
+// It logs to stderr.
+//
+// Pulls use the deployment's registryCredentials, else the logins stored by
+// edgectl login in registries.json in the data directory (re-read when it
+// changes). --runtime-start-time is how edgectl start tells the agent that
+// the operator stopped and started the runtime: modules that exited before
+// it (like those that exited before the host booted) were stopped with the
+// runtime, and are started again whatever their restart policy.
+//
 // SIGINT or SIGTERM stop the agent and leave the modules running. Exit
 // status 1 means the agent could not start, 2 a bad flag or connection
 // string.
@@ -116,6 +140,15 @@ type config struct {
 	period               time.Duration
 	logFormat            string
 	logLevel             string
+	// configFile is --config: the file the other settings may come from.
+	configFile string
+	// runtimeStart is --runtime-start-time: when the runtime was last
+	// started (edgectl start); zero when not given.
+	runtimeStart time.Time
+	// certsDir and the lifetimes are the edge certificates the agent
+	// renews (none when certsDir is empty).
+	certsDir                                string
+	caLifetime, serverLifetime, renewBefore time.Duration
 }
 
 // envPrefix starts the environment variable of every flag.
@@ -145,8 +178,21 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.period, "reconcile-period", agent.DefaultPeriod, "reconcile at least this often")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error (also given to modules as RuntimeLogLevel)")
+	fs.StringVar(&c.certsDir, "certs-dir", "", "directory of the edge CA and the edge hub's server certificate (edgectl setup's certs/), kept valid by the agent: created when missing, renewed before they expire")
+	fs.DurationVar(&c.caLifetime, "cert-ca-lifetime", 0, "lifetime of a new edge CA certificate (default 10 years)")
+	fs.DurationVar(&c.serverLifetime, "cert-server-lifetime", 0, "lifetime of a new server certificate (default 1 year)")
+	fs.DurationVar(&c.renewBefore, "cert-renew-before", 0, "renew certificates this long before they expire (default 30 days, or a third of the shorter lifetime)")
+	fs.StringVar(&c.configFile, configFlag, "", `JSON file whose "agent" object sets flags by name (edgectl setup's edge.json); flags and environment variables win`)
+	fs.Func("runtime-start-time", "RFC 3339 time the runtime was started (edgectl start passes it): modules that exited before it, or before the host booted, are started again whatever their restart policy", func(v string) error {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return fmt.Errorf("want an RFC 3339 time: %w", err)
+		}
+		c.runtimeStart = t
+		return nil
+	})
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: edgeagent --connection-string-file FILE [flags]\n\nRuns the Outpost edge agent.\n\nFlags (each also read from %s<FLAG>, e.g. %s):\n",
+		fmt.Fprintf(fs.Output(), "Usage: edgeagent --connection-string-file FILE [flags]\n       edgeagent --config FILE [flags]\n\nRuns the Outpost edge agent.\n\nFlags (each also read from %s<FLAG>, e.g. %s, or from the --config file):\n",
 			envPrefix, envName("data-dir"))
 		fs.PrintDefaults()
 	}
@@ -163,6 +209,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
+	}
+	if c.configFile != "" {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if err := applyConfigFile(fs, c.configFile, set); err != nil {
+			return config{}, err
+		}
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -181,6 +234,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return config{}, fmt.Errorf("--reconcile-period %s: want a positive duration", c.period)
 	case c.logFormat != "text" && c.logFormat != "json":
 		return config{}, fmt.Errorf("--log-format %q: want text or json", c.logFormat)
+	case c.caLifetime < 0 || c.serverLifetime < 0 || c.renewBefore < 0:
+		return config{}, errors.New("--cert-ca-lifetime, --cert-server-lifetime and --cert-renew-before must not be negative")
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
@@ -349,7 +404,8 @@ func serve(ctx context.Context, c config, device sas.ConnectionString, logger *s
 		UpstreamCAFile:  c.caFile,
 		RuntimeLogLevel: runtimeLogLevel(c.logLevel),
 		Period:          c.period,
-		BootTime:        bootTime(),
+		BootTime:        later(bootTime(), c.runtimeStart),
+		RegistryLogins:  (&loginsFile{path: filepath.Join(c.dataDir, agent.RegistriesFile), log: logger.With("component", "logins")}).Logins,
 		Info:            info,
 	}, agent.Deps{Runtime: tracked, Twin: twin, Identities: ids, State: db, Logger: logger.With("component", "agent")})
 	if err != nil {
@@ -370,6 +426,21 @@ func serve(ctx context.Context, c config, device sas.ConnectionString, logger *s
 			logger.Error("module runtime stopped with an error", "err", err)
 		}
 	}()
+
+	// The edge certificates, renewed in the background until the agent
+	// stops.
+	if c.certsDir != "" {
+		certsCtx, stopCerts := context.WithCancel(ctx)
+		certsDone := make(chan struct{})
+		go func() {
+			defer close(certsDone)
+			runCertRenewal(certsCtx, c, logger.With("component", "certs"))
+		}()
+		defer func() {
+			stopCerts()
+			<-certsDone
+		}()
+	}
 
 	// The local management API for edgectl, and the effective
 	// configuration it reads while the agent is not running.
@@ -448,6 +519,14 @@ func arch() string {
 		return "armv7l"
 	}
 	return goruntime.GOARCH
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // bootTime reads the host's boot time from /proc/stat (btime); zero when

@@ -214,6 +214,10 @@ The exit status is 1 when a check raised an error (or a warning, with
 				}
 				return nil
 			}
+			if setup, err := readSetup(a.dataDir); err == nil && !cmd.Flags().Changed("cert-warning") {
+				// Warn from when the certificates should have been renewed.
+				o.certWarning = setup.renewBefore()
+			}
 			c, err := a.newChecker(o)
 			if err != nil {
 				return usage(err)
@@ -246,7 +250,7 @@ The exit status is 1 when a check raised an error (or a warning, with
 	fl.StringSliceVar(&o.dontRun, "dont-run", nil, "ids of checks not to run (comma-separated)")
 	fl.BoolVar(&o.warningsAsErrors, "warnings-as-errors", false, "exit 1 on warnings too")
 	fl.BoolVar(&o.list, "list", false, "list the checks and exit")
-	fl.DurationVar(&o.certWarning, "cert-warning", 30*24*time.Hour, "warn about certificates that expire within this time")
+	fl.DurationVar(&o.certWarning, "cert-warning", 30*24*time.Hour, "warn about certificates that expire within this time (default: the setup's --renew-before, else 30 days)")
 	fl.StringVar(&o.minFree, "min-free-space", "1GiB", "warn when the data directory's file system has less free space (e.g. 500MiB, 2GiB)")
 	fl.DurationVar(&o.timeout, "timeout", 5*time.Second, "timeout of each network check")
 	fl.StringVar(&o.csFile, "connection-string-file", "", "the device connection string file (default: the agent's)")

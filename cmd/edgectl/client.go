@@ -64,6 +64,9 @@ func (a *app) client() *agentClient {
 
 // startHint is the command that starts the agent with this data directory.
 func (a *app) startHint() string {
+	if _, err := readSetup(a.dataDir); err == nil {
+		return fmt.Sprintf("edgectl --data-dir %s start (or start its service)", a.dataDir)
+	}
 	csFile := "FILE"
 	if ec, err := readConfigFile(a.dataDir); err == nil && ec.ConnectionStringFile != "" {
 		csFile = ec.ConnectionStringFile

@@ -90,6 +90,9 @@ func validateConfig(ec agent.EffectiveConfig) []string {
 type configOutput struct {
 	Source string                `json:"source"`
 	Config agent.EffectiveConfig `json:"config"`
+	// RegistryLogins are the logins stored by edgectl login, without
+	// their passwords.
+	RegistryLogins []string `json:"registryLogins,omitempty"`
 }
 
 func newConfigCmd(a *app) *cobra.Command {
@@ -99,17 +102,25 @@ func newConfigCmd(a *app) *cobra.Command {
 		Long: `Show the agent's effective configuration: its flags after environment
 variables and defaults. It comes from the running agent, or, when the agent is
 not running, from config.json in the data directory (written at every start).
-No secret is shown: the connection string stays in its file.` + "\n" + exitHelp,
+No secret is shown: the connection string stays in its file, and the registry
+logins stored by edgectl login are listed without their passwords.` + "\n" + exitHelp,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ec, source, err := a.loadConfig(cmd.Context())
 			if err != nil {
 				return failed(fmt.Errorf("%w: check --data-dir, or start the agent with %s", err, a.startHint()))
 			}
+			logins, lerr := storedLogins(ec.DataDir)
+			if lerr != nil {
+				logins = []string{"(" + lerr.Error() + ")"}
+			}
 			if a.json() {
-				return a.printJSON(configOutput{Source: source, Config: ec})
+				return a.printJSON(configOutput{Source: source, Config: ec, RegistryLogins: logins})
 			}
 			writeConfigText(a.Stdout, ec, source)
+			for _, l := range logins {
+				fmt.Fprintf(a.Stdout, "registry-login:         %s\n", l)
+			}
 			return nil
 		},
 	}

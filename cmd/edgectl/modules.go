@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -172,14 +173,29 @@ type restartOutput struct {
 }
 
 func newRestartCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "restart MODULE",
-		Short: "Restart a running module",
-		Long: `Stop and start a running module, as the RestartModule direct method does.
-The restart is not counted by the module's restart policy. A module that is
-not running cannot be restarted (the agent starts it by its restart policy).` + "\n" + exitHelp,
-		Args: exactArgs(1, "one module name"),
+	var agentBinary string
+	var stopTimeout, startTimeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "restart [MODULE]",
+		Short: "Restart a running module, or without MODULE the whole runtime",
+		Long: `With MODULE: stop and start a running module, as the RestartModule direct
+method does. The restart is not counted by the module's restart policy. A module
+that is not running cannot be restarted (the agent starts it by its restart
+policy).
+
+Without MODULE: restart the edge runtime set up with edgectl setup, as
+iotedgectl restart did: edgectl stop (the agent and every module), then
+edgectl start (the agent, which starts the modules again).` + "\n" + exitHelp,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return exactArgs(1, "one module name, or none to restart the runtime")(cmd, args)
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return a.restartRuntime(cmd.Context(), agentBinary, stopTimeout, startTimeout)
+			}
 			if err := a.client().Restart(cmd.Context(), args[0]); err != nil {
 				return commandError(err)
 			}
@@ -190,4 +206,9 @@ not running cannot be restarted (the agent starts it by its restart policy).` + 
 			return nil
 		},
 	}
+	fl := cmd.Flags()
+	fl.StringVar(&agentBinary, "agent-binary", "", "runtime restart, process runtime: the edgeagent executable")
+	fl.DurationVar(&stopTimeout, "stop-timeout", agent.DefaultStopTimeout, "runtime restart: give each module this long to stop")
+	fl.DurationVar(&startTimeout, "timeout", startWait, "runtime restart: wait this long for the agent to answer")
+	return cmd
 }

@@ -17,9 +17,20 @@ import (
 // environment and the clock, injected so that tests run the real commands.
 type env struct {
 	Stdout, Stderr io.Writer
-	Getenv         func(string) string
+	// Stdin is read by login (the password) and uninstall (the
+	// confirmation); nothing to read when nil.
+	Stdin  io.Reader
+	Getenv func(string) string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Executable is edgectl's own executable, which start runs as the
+	// agent's watchdog; os.Executable when nil.
+	Executable func() (string, error)
+	// DockerLabels are labels the Docker runtime's start puts on the
+	// agent's container, and that stop and uninstall require (besides the
+	// owner label) of every container they touch, so that tests sharing an
+	// engine stay off each other's containers. None on a device.
+	DockerLabels map[string]string
 }
 
 // defaultDataDir is edgeagent's default --data-dir.
@@ -89,9 +100,10 @@ func newRoot(a *app) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "edgectl",
 		Short: "Manage the Outpost edge agent and its modules",
-		Long: `edgectl manages an Outpost edge device: the modules the edge agent runs
-(list, logs, restart), the agent itself (status, config), the device's
-configuration and connectivity (check), and deployments (deploy).
+		Long: `edgectl manages an Outpost edge device: its installation (setup, start,
+stop, restart, login, uninstall, install-service), the modules the edge agent
+runs (list, logs, restart MODULE), the agent itself (status, config), the
+device's configuration and connectivity (check), and deployments (deploy).
 
 It talks to the agent over the management socket mgmt.sock in the agent's
 data directory, and reads the agent's config.json there when the agent is not
@@ -123,6 +135,14 @@ running.` + "\n" + exitHelp,
 		newConfigCmd(a),
 		newCheckCmd(a),
 		newDeployCmd(a),
+		newSetupCmd(a),
+		newStartCmd(a),
+		newStopCmd(a),
+		newLoginCmd(a),
+		newLogoutCmd(a),
+		newUninstallCmd(a),
+		newInstallServiceCmd(a),
+		newSuperviseCmd(a),
 	)
 	return root
 }

@@ -26,12 +26,16 @@ type statusOutput struct {
 	State  string             `json:"state"`
 	Reason string             `json:"reason,omitempty"`
 	Agent  *agent.AgentStatus `json:"agent,omitempty"`
+	// Supervisor describes what runs the agent (edgectl's watchdog, the
+	// edgeAgent container) on a device set up with edgectl setup.
+	Supervisor string `json:"supervisor,omitempty"`
 }
 
-// hasAgentState reports whether an agent has used dataDir: its state
-// database or its configuration file is there.
+// hasAgentState reports whether an agent has used dataDir, or edgectl
+// setup prepared it: its state database, its configuration file or the
+// setup file is there.
 func hasAgentState(dataDir string) bool {
-	for _, f := range []string{"agent.db", agent.ConfigFile} {
+	for _, f := range []string{"agent.db", agent.ConfigFile, setupFile} {
 		if _, err := os.Stat(filepath.Join(dataDir, f)); err == nil {
 			return true
 		}
@@ -65,8 +69,9 @@ func newStatusCmd(a *app) *cobra.Command {
 		Short: "Tell whether the agent is running",
 		Long: `Tell whether the edge agent is running: RUNNING (it answers on its socket),
 STOPPED (it has run with this data directory but does not answer now) or
-UNAVAILABLE (no agent state in the data directory, or the socket cannot be
-used), with the reason and what to do. A running agent's version, runtime,
+UNAVAILABLE (no agent state in the data directory, the socket cannot be used,
+or the agent is starting or restarting under edgectl's watchdog or in its
+container), with the reason and what to do. A running agent's version, runtime,
 device, hub connection and deployment status follow.
 Exit status 0 when RUNNING, 4 otherwise.` + "\n" + exitHelp,
 		Args: exactArgs(0, "no arguments"),
@@ -77,6 +82,7 @@ Exit status 0 when RUNNING, 4 otherwise.` + "\n" + exitHelp,
 			if err == nil {
 				out.Agent = &st
 			}
+			a.refineStatus(cmd.Context(), &out)
 			if a.json() {
 				if perr := a.printJSON(out); perr != nil {
 					return failed(perr)
@@ -100,6 +106,9 @@ func writeStatusText(w io.Writer, out statusOutput, now time.Time) {
 	}
 	st := out.Agent
 	if st == nil {
+		if out.Supervisor != "" {
+			fmt.Fprintf(w, "  supervisor: %s\n", out.Supervisor)
+		}
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)
@@ -121,6 +130,9 @@ func writeStatusText(w io.Writer, out statusOutput, now time.Time) {
 		up = ", up " + agent.HumanDuration(now.Sub(st.StartedAt))
 	}
 	fmt.Fprintf(tw, "  process:\tpid %d%s\n", st.PID, up)
+	if out.Supervisor != "" {
+		fmt.Fprintf(tw, "  supervisor:\t%s\n", out.Supervisor)
+	}
 	tw.Flush()
 }
 

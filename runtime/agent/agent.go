@@ -111,6 +111,10 @@ type Options struct {
 	// BootTime is when the host last started (Desired.BootTime); zero
 	// disables the "stopped by a shutdown" rule.
 	BootTime time.Time
+	// RegistryLogins, when not nil, returns the registry logins stored on
+	// the device (Desired.Logins); it is called at every reconcile, so a
+	// new login is used without restarting the agent.
+	RegistryLogins func() []RegistryLogin
 	// Info describes the agent in reported properties.
 	Info AgentInfo
 }

@@ -92,6 +92,12 @@
 // lastDesiredStatus (200, or 500 with the failures, redacted, while any
 // module waits to retry a failed command); publish the Report.
 //
+// Pulls use the deployment's registryCredentials entry for the image's
+// registry; when none applies, a login the operator stored on the device
+// (RegistriesFile, written by edgectl login, read through
+// Options.RegistryLogins at every reconcile) is used instead. Passwords of
+// both are redacted wherever they could be echoed.
+//
 // Offline, the loop runs the saved deployment: module keys are derived
 // from the device key (DeriveModuleKey) and identity generation ids are
 // saved, so modules get the same environment and spec hash as online, and

@@ -122,7 +122,11 @@ func (a *Agent) reconcile(parent context.Context) time.Time {
 
 	next, problems := a.ensureIdentities(ctx, cfg, now)
 	inject, keys, err := a.inject(cfg)
-	a.setSecrets(keys, cfg)
+	var logins []RegistryLogin
+	if a.opts.RegistryLogins != nil {
+		logins = a.opts.RegistryLogins()
+	}
+	a.setSecrets(keys, cfg, logins)
 	if err != nil {
 		a.fail(cfg, fmt.Errorf("module environment: %w", err), nil, now)
 		return now.Add(a.opts.Period)
@@ -134,6 +138,7 @@ func (a *Agent) reconcile(parent context.Context) time.Time {
 		BootTime:    a.opts.BootTime,
 		StopTimeout: a.opts.StopTimeout,
 		Upstream:    a.opts.ParentHostName,
+		Logins:      LoginCredentials(logins),
 	}
 	listed, err := a.deps.Runtime.List(ctx)
 	if err != nil {

@@ -43,6 +43,11 @@ type Desired struct {
 	// written "$upstream:<port>/…" are pulled from it. Empty: such images
 	// are used as written.
 	Upstream string
+	// Logins are registry credentials stored on the device (edgectl login,
+	// see LoginCredentials), used for a pull when no registryCredentials
+	// entry of the deployment applies: the deployment wins for the same
+	// registry.
+	Logins map[string]deployment.RegistryCredential
 }
 
 // Policy returns the restart policy Plan applies to m: Policies[m.Name] if
@@ -190,6 +195,9 @@ func (p *planner) add(k Kind, cause Cause, reason string) *Command {
 		c.Image = p.spec.Image
 		if p.d.Config != nil {
 			c.Credential, c.Auth = Credential(c.Image, p.d.Config.Runtime.Settings.RegistryCredentials)
+		}
+		if c.Auth == nil {
+			c.Credential, c.Auth = Credential(c.Image, p.d.Logins)
 		}
 	case Create:
 		spec := p.spec

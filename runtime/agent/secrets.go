@@ -16,8 +16,8 @@ const redacted = "***"
 const minSecret = 4
 
 // setSecrets records the values to redact: every module key the agent
-// handed out and the registry passwords of cfg.
-func (a *Agent) setSecrets(keys []string, cfg *deployment.AgentConfig) {
+// handed out, the registry passwords of cfg and those of the stored logins.
+func (a *Agent) setSecrets(keys []string, cfg *deployment.AgentConfig, logins []RegistryLogin) {
 	list := make([]string, 0, len(keys)+4)
 	for _, k := range keys {
 		if len(k) >= minSecret {
@@ -29,6 +29,11 @@ func (a *Agent) setSecrets(keys []string, cfg *deployment.AgentConfig) {
 			if len(c.Password) >= minSecret {
 				list = append(list, c.Password)
 			}
+		}
+	}
+	for _, l := range logins {
+		if len(l.Password) >= minSecret {
+			list = append(list, l.Password)
 		}
 	}
 	// Longest first, so that a secret containing another is replaced whole.
