@@ -64,6 +64,21 @@ func newDeliverer(m *mqtt.Server) *deliverer {
 // when the client is not there to take it (ErrNotConnected), or when it is not
 // acknowledged within timeout or the connection closes first (ErrNoAck).
 func (d *deliverer) deliver(ctx context.Context, clientID string, topic iothub.Topic, payload []byte, timeout time.Duration) error {
+	return d.send(ctx, clientID, topic, payload, timeout, 1)
+}
+
+// notify sends topic/payload to clientID at QoS 0 whatever QoS the client subscribed
+// with, and returns once it is written. Desired-property notifications go this way, as
+// IoT Hub sends them: the SDKs acknowledge a QoS 1 notification only after their
+// callback returns, and a callback that updates reported properties would then wait for
+// the hub's answer to its PATCH while the hub waited for the PUBACK. A lost
+// notification is repaired by the resync on the next (re)subscription.
+func (d *deliverer) notify(ctx context.Context, clientID string, topic iothub.Topic, payload []byte, timeout time.Duration) error {
+	return d.send(ctx, clientID, topic, payload, timeout, 0)
+}
+
+// send delivers at the QoS the client subscribed with, capped at maxQoS.
+func (d *deliverer) send(ctx context.Context, clientID string, topic iothub.Topic, payload []byte, timeout time.Duration, maxQoS byte) error {
 	cl, ok := d.mochi.Clients.Get(clientID)
 	if !ok || cl.Closed() || cl.Net.Inline {
 		return fmt.Errorf("%w: %q is not connected", ErrNotConnected, clientID)
@@ -72,6 +87,7 @@ func (d *deliverer) deliver(ctx context.Context, clientID string, topic iothub.T
 	if !ok {
 		return fmt.Errorf("%w: %q is not subscribed to %s", ErrNotConnected, clientID, topic.Kind)
 	}
+	qos = min(qos, maxQoS)
 	pk := packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos},
 		TopicName:   topic.String(),

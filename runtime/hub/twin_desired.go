@@ -134,7 +134,7 @@ func (t *twinSync) resync(id sas.Identity) {
 // whether it was delivered (acknowledged, for QoS 1).
 func (t *twinSync) pushDesired(ctx context.Context, id sas.Identity, patch map[string]any, version int64) bool {
 	topic := iothub.Topic{Kind: iothub.KindTwinPatchDesired, Version: version, HasVersion: true}
-	err := t.s.delivery.deliver(ctx, iothub.ClientID(id.DeviceID, id.ModuleID), topic, twin.DesiredNotification(patch, version), t.s.opts.AckTimeout)
+	err := t.s.delivery.notify(ctx, iothub.ClientID(id.DeviceID, id.ModuleID), topic, twin.DesiredNotification(patch, version), t.s.opts.AckTimeout)
 	if err != nil {
 		t.log.Info("desired patch not delivered; the next subscription resyncs", "identity", id, "version", version, "err", err)
 		return false
