@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/outpost-edge/outpost/runtime/iothub"
+	"github.com/outpost-edge/outpost/runtime/mqttguard"
 )
 
 // Listener ids, also used to tell TLS from plain connections (Connection.TLS).
@@ -22,9 +25,21 @@ const (
 // deadline with 1.5 x keep-alive once CONNECT is in.
 const connectArrivalTimeout = time.Minute
 
+// Bounds on connections that have not sent their CONNECT yet (docs/security.md, F1): mochi
+// allocates a packet's announced length before reading its body, so the first fixed header
+// is checked before mochi sees it.
+const (
+	// maxConnectLength admits a CONNECT whose Will message is a maximal telemetry message
+	// (256 KB) plus 16 KiB for the client id, username, password and Will topic.
+	maxConnectLength = iothub.MaxMessageSize + 16<<10
+	// maxPendingConnects caps sockets accepted but whose CONNECT is not read in full.
+	maxPendingConnects = mqttguard.DefaultMaxPending
+)
+
 // listener is a mochi listener that owns its socket so that the hub can (a) implement
 // CutNetwork by accepting and immediately closing connections, (b) bound the wait for
-// CONNECT, and (c) close connections still in the handshake on shutdown. With tlsConf set
+// CONNECT, (c) close connections still in the handshake on shutdown, and (d) check the
+// first packet and cap the connections waiting for CONNECT (mqttguard). With tlsConf set
 // it terminates TLS, requesting (not requiring) a client certificate for X.509 identities.
 type listener struct {
 	id      string
@@ -32,6 +47,7 @@ type listener struct {
 	tlsConf *tls.Config
 	cut     func() bool
 	log     *slog.Logger
+	gate    *mqttguard.Gate
 
 	mu     sync.Mutex
 	closed bool
@@ -46,7 +62,11 @@ func newListener(id, addr string, tlsConf *tls.Config, cut func() bool) (*listen
 	if err != nil {
 		return nil, err
 	}
-	return &listener{id: id, ln: ln, tlsConf: tlsConf, cut: cut, open: map[net.Conn]struct{}{}}, nil
+	return &listener{
+		id: id, ln: ln, tlsConf: tlsConf, cut: cut,
+		gate: mqttguard.NewGate(maxPendingConnects, maxConnectLength),
+		open: map[net.Conn]struct{}{},
+	}, nil
 }
 
 // ID returns the listener id.
@@ -81,17 +101,24 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 			raw.Close()
 			continue
 		}
-		if !l.track(raw) {
+		c := raw
+		if l.tlsConf != nil {
+			c = tls.Server(raw, l.tlsConf)
+		}
+		c, ok := l.gate.Wrap(c)
+		if !ok {
 			raw.Close()
+			l.log.Debug("MQTT connection refused: too many waiting for CONNECT",
+				"remote", raw.RemoteAddr().String(), "refused", l.gate.Refused())
+			continue
+		}
+		if !l.track(raw) {
+			c.Close()
 			return
 		}
 		go func() {
 			defer l.untrack(raw)
 			_ = raw.SetDeadline(time.Now().Add(connectArrivalTimeout))
-			c := raw
-			if l.tlsConf != nil {
-				c = tls.Server(raw, l.tlsConf)
-			}
 			if err := establish(l.id, c); err != nil {
 				l.log.Debug("MQTT connection ended", "remote", raw.RemoteAddr().String(), "err", err)
 			}

@@ -4,11 +4,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
 	"github.com/outpost-edge/outpost/runtime/iothub"
+	"github.com/outpost-edge/outpost/runtime/mqttlog"
 )
 
 // MQTT sizing. The numbers are chosen, not mochi's defaults:
@@ -47,7 +49,7 @@ func (s *Server) startMQTT() error {
 	// v5-only code. The hook clears RETAIN on every message instead, so nothing is stored.
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
-		Logger:                 s.Logger.With("component", "fakehub-mqtt"),
+		Logger:                 slog.New(mqttlog.Handler{Handler: s.Logger.Handler()}).With("component", "fakehub-mqtt"),
 		SysTopicResendInterval: sysTopicInterval,
 	})
 	s.broker.Store(srv)

@@ -15,6 +15,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/outpost-edge/outpost/runtime/iothub"
+	"github.com/outpost-edge/outpost/runtime/mqttguard"
 	"github.com/outpost-edge/outpost/runtime/sas"
 )
 
@@ -179,7 +180,7 @@ func (s *Server) verifyToken(id sas.Identity, password string, now time.Time) (s
 }
 
 func peerCertificate(cl *mqtt.Client) *x509.Certificate {
-	tc, ok := cl.Net.Conn.(*tls.Conn)
+	tc, ok := mqttguard.Unwrap(cl.Net.Conn).(*tls.Conn)
 	if !ok {
 		return nil
 	}
