@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/outpost-edge/outpost/runtime/agent"
+	"github.com/outpost-edge/outpost/runtime/agent/restart"
 )
 
 func TestParseConfig_ConfigFile(t *testing.T) {
@@ -29,6 +30,7 @@ func TestParseConfig_ConfigFile(t *testing.T) {
 	fromFile := config{
 		connectionStringFile: "/etc/cs", dataDir: "/var/lib/outpost", runtime: "docker", gatewayHostName: "edge1.local",
 		mqttPort: 18883, period: 2 * time.Second, logFormat: "text", logLevel: "info", configFile: good,
+		backoff: restart.Policy{Unit: restart.DefaultUnit, Cap: restart.DefaultCap, ResetAfter: restart.DefaultResetAfter},
 	}
 	tests := []struct {
 		name    string

@@ -11,6 +11,7 @@
 //	          [--gateway-hostname NAME] [--parent-hostname NAME]
 //	          [--ca-file FILE] [--module-ca-file FILE]
 //	          [--service-url URL] [--mqtt-port N] [--reconcile-period D]
+//	          [--restart-backoff-unit D] [--restart-backoff-cap D] [--restart-reset-after D] [--restart-max N]
 //	          [--log-format text|json] [--log-level debug|info|warn|error]
 //	          [--config FILE] [--runtime-start-time TIME]
 //	          [--certs-dir DIR] [--cert-ca-lifetime D] [--cert-server-lifetime D] [--cert-renew-before D]
@@ -90,6 +91,7 @@ import (
 	"github.com/outpost-edge/outpost/runtime/agent"
 	"github.com/outpost-edge/outpost/runtime/agent/docker"
 	"github.com/outpost-edge/outpost/runtime/agent/process"
+	"github.com/outpost-edge/outpost/runtime/agent/restart"
 	"github.com/outpost-edge/outpost/runtime/moduleclient"
 	"github.com/outpost-edge/outpost/runtime/sas"
 )
@@ -138,6 +140,7 @@ type config struct {
 	serviceURL           string
 	mqttPort             int
 	period               time.Duration
+	backoff              restart.Policy // restart back-off: unit, cap, reset, give-up limit
 	logFormat            string
 	logLevel             string
 	// configFile is --config: the file the other settings may come from.
@@ -176,6 +179,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.serviceURL, "service-url", "", "IoT Hub service API base URL for module identities; default https://<HostName>")
 	fs.IntVar(&c.mqttPort, "mqtt-port", moduleclient.DefaultPort, "MQTT over TLS port of the hub (or of the parent)")
 	fs.DurationVar(&c.period, "reconcile-period", agent.DefaultPeriod, "reconcile at least this often")
+	fs.DurationVar(&c.backoff.Unit, "restart-backoff-unit", restart.DefaultUnit, "first restart back-off; it doubles after each restart")
+	fs.DurationVar(&c.backoff.Cap, "restart-backoff-cap", restart.DefaultCap, "longest restart back-off")
+	fs.DurationVar(&c.backoff.ResetAfter, "restart-reset-after", restart.DefaultResetAfter, "a module running healthy this long has its restart count reset")
+	fs.IntVar(&c.backoff.MaxRestarts, "restart-max", 0, "give a module up (status failed) after this many restarts; 0 never gives up")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error (also given to modules as RuntimeLogLevel)")
 	fs.StringVar(&c.certsDir, "certs-dir", "", "directory of the edge CA and the edge hub's server certificate (edgectl setup's certs/), kept valid by the agent: created when missing, renewed before they expire")
@@ -232,6 +239,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return config{}, fmt.Errorf("--mqtt-port %d: want 1..65535", c.mqttPort)
 	case c.period <= 0:
 		return config{}, fmt.Errorf("--reconcile-period %s: want a positive duration", c.period)
+	case c.backoff.Unit <= 0 || c.backoff.Cap < c.backoff.Unit || c.backoff.ResetAfter <= 0:
+		return config{}, fmt.Errorf("restart back-off: --restart-backoff-unit %s, --restart-backoff-cap %s, --restart-reset-after %s: want positive durations with the cap at least the unit",
+			c.backoff.Unit, c.backoff.Cap, c.backoff.ResetAfter)
+	case c.backoff.MaxRestarts < 0:
+		return config{}, fmt.Errorf("--restart-max %d: want 0 (never give up) or more", c.backoff.MaxRestarts)
 	case c.logFormat != "text" && c.logFormat != "json":
 		return config{}, fmt.Errorf("--log-format %q: want text or json", c.logFormat)
 	case c.caLifetime < 0 || c.serverLifetime < 0 || c.renewBefore < 0:
@@ -404,6 +416,7 @@ func serve(ctx context.Context, c config, device sas.ConnectionString, logger *s
 		UpstreamCAFile:  c.caFile,
 		RuntimeLogLevel: runtimeLogLevel(c.logLevel),
 		Period:          c.period,
+		Backoff:         c.backoff,
 		BootTime:        later(bootTime(), c.runtimeStart),
 		RegistryLogins:  (&loginsFile{path: filepath.Join(c.dataDir, agent.RegistriesFile), log: logger.With("component", "logins")}).Logins,
 		Info:            info,

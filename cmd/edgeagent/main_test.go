@@ -18,6 +18,7 @@ import (
 	"github.com/outpost-edge/outpost/fakehub/fakehubtest"
 	"github.com/outpost-edge/outpost/runtime/agent"
 	"github.com/outpost-edge/outpost/runtime/agent/process"
+	"github.com/outpost-edge/outpost/runtime/agent/restart"
 )
 
 // The test binary is also the process runtime's supervisor, as the real
@@ -34,6 +35,7 @@ func TestParseConfig(t *testing.T) {
 	defaults := config{
 		connectionStringFile: "cs.txt", dataDir: "./edgeagent-data", runtime: "process", gatewayHostName: "localhost",
 		mqttPort: 8883, period: 5 * time.Second, logFormat: "text", logLevel: "info",
+		backoff: restart.Policy{Unit: restart.DefaultUnit, Cap: restart.DefaultCap, ResetAfter: restart.DefaultResetAfter},
 	}
 	tests := []struct {
 		name    string
@@ -56,6 +58,13 @@ func TestParseConfig(t *testing.T) {
 			want: func(c *config) { c.connectionStringFile, c.runtime = "/e/cs", "docker" }},
 		{name: "flag wins over environment", args: append([]string{"--data-dir", "/flag"}, required...), env: map[string]string{"EDGEAGENT_DATA_DIR": "/env"},
 			want: func(c *config) { c.dataDir = "/flag" }},
+		{name: "restart back-off", args: append([]string{"--restart-backoff-unit", "1s", "--restart-backoff-cap", "16s",
+			"--restart-reset-after", "4s", "--restart-max", "5"}, required...),
+			want: func(c *config) {
+				c.backoff = restart.Policy{Unit: time.Second, Cap: 16 * time.Second, ResetAfter: 4 * time.Second, MaxRestarts: 5}
+			}},
+		{name: "back-off cap below unit", args: append([]string{"--restart-backoff-unit", "10s", "--restart-backoff-cap", "1s"}, required...), wantErr: "--restart-backoff-cap"},
+		{name: "negative restart limit", args: append([]string{"--restart-max", "-1"}, required...), wantErr: "--restart-max"},
 		{name: "no connection string", wantErr: "--connection-string-file"},
 		{name: "bad runtime", args: append([]string{"--runtime", "podman"}, required...), wantErr: "--runtime"},
 		{name: "bad port", args: append([]string{"--mqtt-port", "0"}, required...), wantErr: "--mqtt-port"},
