@@ -27,5 +27,18 @@ echo "== static checks"
 go vet ./...
 scripts/check-docs.sh
 
-echo "== go test"
-go test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/outpost-test.log
+echo "== go test (packages)"
+# The features run on their own afterwards: their edge agents manage every container
+# labelled as Outpost's on the engine, so they must not overlap other Docker tests.
+packages=$(go list ./... | grep -v '/features')
+go test -count=1 -timeout 20m $packages 2>&1 | tee /tmp/outpost-test.log
+
+echo "== go test ./features/... (Gherkin scenarios, process and Docker backends)"
+# -v so that the report lists every scenario by name; the full log is kept.
+go test -count=1 -timeout 20m -v ./features/... >/tmp/outpost-features.log 2>&1 || status=$?
+grep -E '^\s*--- (PASS|FAIL|SKIP)|skipping|^(ok|FAIL|PASS)\b' /tmp/outpost-features.log || true
+if [ "${status:-0}" != 0 ]; then
+  echo "features failed; the full log follows" >&2
+  tail -200 /tmp/outpost-features.log >&2
+  exit "$status"
+fi
