@@ -13,10 +13,17 @@
 //	        [--metrics-addr HOST:PORT] [--https-addr HOST:PORT]
 //	        [--upstream-connection-string-file FILE] [--upstream-ca-file FILE]
 //	        [--upstream-port PORT] [--identity-refresh DURATION]
+//	        [--upstream-mode extension|per-client] [--certs-dir DIR]
 //
 // The data directory holds edge-ca.pem (give it to modules and leaf devices so they trust
 // the hub), edge-ca-key.pem, server.pem, server-key.pem, identities.db, twins.db and
 // store.db.
+//
+// With --certs-dir the hub serves the edge CA and the server certificate of that directory
+// instead (edge-ca.pem, server.pem, server-key.pem: what edgectl setup creates in
+// <device data dir>/certs) and never writes them: the edge agent (edgeagent --certs-dir)
+// renews them, and the hub reads them again every minute, so new handshakes get a renewed
+// certificate without a restart. The data directory then holds no certificates.
 //
 // --config names a JSON file read at start:
 //
@@ -40,6 +47,13 @@
 // --identity-refresh), and the connected clients are shown connected in IoT Hub. Without a
 // connection string the hub runs standalone: $upstream messages stay in the store and only
 // identities in the cache (from --config) can connect.
+//
+// --upstream-mode per-client (default extension) is for an IoT Hub without Outpost's
+// extension, such as Azure IoT Hub: the hub then opens one plain IoT Hub connection per
+// client, with the token the client presented, as Microsoft's edgeHub does over MQTT
+// (package hub/perclient). IoT Hub cannot tell the hub the clients' keys in that mode, so
+// they must be in the identity cache (--config identities), and --identity-refresh does
+// not apply.
 //
 // --metrics-addr (default 127.0.0.1:9600, the port of Azure's edgeHub metrics) serves
 // Prometheus metrics over HTTP at /metrics: the hub's (outpost_edgehub_*, see
@@ -73,7 +87,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/outpost-edge/outpost/runtime/certs"
 	"github.com/outpost-edge/outpost/runtime/deployment"
 	"github.com/outpost-edge/outpost/runtime/hub"
 	"github.com/outpost-edge/outpost/runtime/hub/identities"
@@ -117,6 +130,7 @@ type config struct {
 	logLevel        string
 	metricsAddr     string
 	httpsAddr       string
+	certsDir        string // certificates another process renews; "" for the hub's own
 
 	// The upstream link (upstream.go): the flags, and the connection string they lead to
 	// (zero without one).
@@ -124,6 +138,7 @@ type config struct {
 	upstreamCAFile  string
 	upstreamPort    int
 	identityRefresh time.Duration
+	upstreamMode    string // modeExtension or modePerClient
 	upstream        sas.ConnectionString
 }
 
@@ -154,6 +169,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "127.0.0.1:9600", "Prometheus metrics listen address (HTTP, path /metrics); empty disables it")
 	fs.StringVar(&c.httpsAddr, "https-addr", "", "listen address of the direct method API modules call (HTTPS, edgeHub's port 443); empty disables it")
+	fs.StringVar(&c.certsDir, "certs-dir", "", "serve the edge CA and server certificate of this directory (edgectl setup's certs/, renewed by the edge agent) instead of the hub's own in --data-dir; the hub only reads them")
 	addUpstreamFlags(fs, &c)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: edgehub [flags]\n\nRuns the Outpost edge hub.\n\nFlags (each also read from %s<FLAG>, e.g. %s):\n",
@@ -282,14 +298,9 @@ func serve(ctx context.Context, c config, ic *initialConfig, logger *slog.Logger
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	certOpts := certs.Options{
-		Dir:    c.dataDir,
-		Names:  certs.Names(c.gatewayHostName),
-		Logger: logger.With("component", "certs"),
-	}
-	tlsCerts, err := certs.New(certOpts)
+	tlsCerts, err := newServerCerts(ctx, c, logger.With("component", "certs")) // certsdir.go
 	if err != nil {
-		return fmt.Errorf("certificates: %w", err)
+		return err
 	}
 	ids, err := identities.Open(identities.Options{Path: filepath.Join(c.dataDir, identitiesFile)})
 	if err != nil {
@@ -322,7 +333,7 @@ func serve(ctx context.Context, c config, ic *initialConfig, logger *slog.Logger
 		GatewayHostName:     c.gatewayHostName,
 		EdgeDeviceID:        c.edgeDeviceID,
 		TLSAddr:             c.tlsAddr,
-		TLS:                 tlsCerts.TLSConfig(), // follows renewals without restarting the listener
+		TLS:                 tlsCerts.tls, // follows renewals without restarting the listener
 		PlainAddr:           c.plainAddr,
 		HTTPSAddr:           c.httpsAddr,
 		MaxLocalMessageSize: c.maxMessageSize,
@@ -353,11 +364,12 @@ func serve(ctx context.Context, c config, ic *initialConfig, logger *slog.Logger
 	}
 	defer stopMetrics()
 
-	// Certificates are renewed in the background while the hub runs: new handshakes get
-	// the renewed certificate, connected clients keep theirs until they reconnect.
+	// Certificates are renewed (with --certs-dir: read again) in the background while the
+	// hub runs: new handshakes get the renewed certificate, connected clients keep theirs
+	// until they reconnect.
 	certsCtx, stopCerts := context.WithCancel(ctx)
 	certsDone := make(chan error, 1)
-	go func() { certsDone <- tlsCerts.Run(certsCtx) }()
+	go func() { certsDone <- tlsCerts.run(certsCtx) }()
 	defer func() {
 		stopCerts()
 		<-certsDone
@@ -367,7 +379,7 @@ func serve(ctx context.Context, c config, ic *initialConfig, logger *slog.Logger
 		"tls_address", srv.TLSAddr(), "plain_address", srv.PlainAddr(),
 		"edge_device_id", c.edgeDeviceID, "iothub_hostname", c.iotHubHostName,
 		"gateway_hostname", c.gatewayHostName,
-		"ca_file", certOpts.CAPath(), "metrics_address", metricsAddr, "https_address", srv.HTTPSAddr())
+		"ca_file", tlsCerts.caPath, "metrics_address", metricsAddr, "https_address", srv.HTTPSAddr())
 	link.logReady(logger, c)
 	defer link.start(ctx, srv)() // the link stops after the hub
 	if err := srv.Run(ctx); err != nil {

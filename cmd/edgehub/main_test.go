@@ -25,6 +25,7 @@ func TestParseConfig(t *testing.T) {
 		dataDir: "./edgehub-data", iotHubHostName: "h.azure-devices.net", gatewayHostName: "localhost",
 		edgeDeviceID: "edge1", tlsAddr: ":8883", maxMessageSize: hub.DefaultMaxLocalMessageSize,
 		storeFullPolicy: "reject-new", logFormat: "text", logLevel: "info", metricsAddr: "127.0.0.1:9600",
+		upstreamMode: modeExtension,
 	}
 	tests := []struct {
 		name    string

@@ -12,6 +12,7 @@ import (
 
 	"github.com/outpost-edge/outpost/runtime/hub"
 	"github.com/outpost-edge/outpost/runtime/hub/identities"
+	"github.com/outpost-edge/outpost/runtime/hub/perclient"
 	"github.com/outpost-edge/outpost/runtime/hub/uplink"
 	"github.com/outpost-edge/outpost/runtime/sas"
 	"github.com/outpost-edge/outpost/runtime/upstream"
@@ -24,6 +25,16 @@ const envConnectionString = "IotHubConnectionString"
 // upstreamModule is the module identity the connection string must name.
 const upstreamModule = "$edgeHub"
 
+// Values of --upstream-mode.
+const (
+	// modeExtension: one connection as {edge}/$edgeHub carrying every client with Outpost's
+	// $edgehub extension (runtime/upstream, runtime/hub/uplink; docs/upstream.md).
+	modeExtension = "extension"
+	// modePerClient: one plain IoT Hub connection per client, with the client's own token,
+	// for an IoT Hub without the extension such as Azure's (runtime/hub/perclient).
+	modePerClient = "per-client"
+)
+
 // addUpstreamFlags declares the flags of the upstream link.
 func addUpstreamFlags(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.upstreamCSFile, "upstream-connection-string-file", "",
@@ -32,7 +43,10 @@ func addUpstreamFlags(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.upstreamCAFile, "upstream-ca-file", "", "PEM roots that IoT Hub's certificate must chain to (default: the system roots)")
 	fs.IntVar(&c.upstreamPort, "upstream-port", 0, fmt.Sprintf("IoT Hub's MQTT over TLS port (0: %d)", upstream.DefaultPort))
 	fs.DurationVar(&c.identityRefresh, "identity-refresh", 0,
-		fmt.Sprintf("how often the cached client identities are checked with IoT Hub (0: %v)", uplink.DefaultRefreshInterval))
+		fmt.Sprintf("how often the cached client identities are checked with IoT Hub (0: %v; extension mode only)", uplink.DefaultRefreshInterval))
+	fs.StringVar(&c.upstreamMode, "upstream-mode", modeExtension,
+		"how the hub reaches IoT Hub: "+modeExtension+" (one connection carrying every client, needs Outpost's $edgehub extension) or "+
+			modePerClient+" (one plain connection per client with its own token, for Azure IoT Hub; the clients' keys must be in the identity cache, e.g. from --config)")
 }
 
 // resolveUpstream reads the edge hub's connection string, from --upstream-connection-string-file
@@ -50,6 +64,11 @@ func resolveUpstream(c *config, getenv func(string) string) error {
 		text, source = strings.TrimSpace(string(b)), "--upstream-connection-string-file "+c.upstreamCSFile
 	}
 	switch {
+	case c.upstreamMode != modeExtension && c.upstreamMode != modePerClient:
+		return fmt.Errorf("--upstream-mode %q: want %s or %s", c.upstreamMode, modeExtension, modePerClient)
+	case c.upstreamMode == modePerClient && text == "":
+		return fmt.Errorf("--upstream-mode %s needs the edge hub's connection string (--upstream-connection-string-file or %s)",
+			modePerClient, envConnectionString)
 	case c.upstreamPort < 0 || c.upstreamPort > 65535:
 		return fmt.Errorf("--upstream-port %d: want a TCP port", c.upstreamPort)
 	case c.identityRefresh < 0:
@@ -80,20 +99,39 @@ func resolveUpstream(c *config, getenv func(string) string) error {
 	return nil
 }
 
-// edgeLink is the upstream link of a running hub: the client and its hub adapter. A nil
-// *edgeLink is a hub without one.
+// edgeLink is the upstream link of a running hub: in extension mode the client and its hub
+// adapter, in per-client mode the per-client link (pc). A nil *edgeLink is a hub without
+// one.
 type edgeLink struct {
 	up   *upstream.Client
 	link *uplink.Link
+	pc   *perclient.Link
 	srv  *hub.Server // set by start, before the link reports any change
 	wg   sync.WaitGroup
 }
 
-// newLink builds the upstream client and its adapter when a connection string is
+// newLink builds the upstream link of --upstream-mode when a connection string is
 // configured; nil otherwise.
 func newLink(c config, ids *identities.Cache, logger *slog.Logger) (*edgeLink, error) {
 	if c.upstream.HostName == "" {
 		return nil, nil
+	}
+	if c.upstreamMode == modePerClient {
+		l := &edgeLink{}
+		pc, err := perclient.New(perclient.Options{
+			Hub:          c.upstream,
+			Keys:         ids,
+			KeyChanges:   ids.Changes(),
+			CAFile:       c.upstreamCAFile,
+			Port:         c.upstreamPort,
+			Logger:       logger,
+			OnLinkChange: l.changed,
+		})
+		if err != nil {
+			return nil, err
+		}
+		l.pc = pc
+		return l, nil
 	}
 	up, err := upstream.New(upstream.Options{
 		ConnectionString: c.upstream,
@@ -127,6 +165,17 @@ func (l *edgeLink) deps(d hub.Deps) hub.Deps {
 	if l == nil {
 		return d
 	}
+	if l.pc != nil {
+		// The per-client link stands between the hub and the identity cache: it vouches for
+		// the clients whose tokens it holds, so that every other client's token reaches
+		// Resolve (see package perclient, "Authentication").
+		d.Upstream, d.Resolver, d.Presence = l.pc, l.pc, l.pc
+		d.Identities, d.IdentityChanges = l.pc, l.pc.Changes()
+		if d.Twins != nil {
+			d.Cloud = l.pc.Cloud()
+		}
+		return d
+	}
 	d.Upstream, d.Resolver, d.Presence = l.link, l.link, l.link
 	if d.Twins != nil {
 		d.Cloud = l.up
@@ -142,7 +191,11 @@ func (l *edgeLink) start(ctx context.Context, srv *hub.Server) (stop func()) {
 	}
 	l.srv = srv
 	ctx, cancel := context.WithCancel(ctx)
-	for _, run := range []func(context.Context) error{l.up.Run, l.link.Run} {
+	runs := []func(context.Context) error{l.up.Run, l.link.Run}
+	if l.pc != nil {
+		runs = []func(context.Context) error{l.pc.Run}
+	}
+	for _, run := range runs {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
@@ -166,7 +219,12 @@ func (l *edgeLink) logReady(logger *slog.Logger, c config) {
 	if port == 0 {
 		port = upstream.DefaultPort
 	}
-	logger.Info("upstream link configured", "iothub_hostname", c.upstream.HostName, "port", port,
+	if l.pc != nil {
+		logger.Info("upstream link configured: one connection per client", "mode", modePerClient,
+			"iothub_hostname", c.upstream.HostName, "port", port, "identity", c.upstream.DeviceID+"/"+upstreamModule)
+		return
+	}
+	logger.Info("upstream link configured", "mode", modeExtension, "iothub_hostname", c.upstream.HostName, "port", port,
 		"identity", c.upstream.DeviceID+"/"+upstreamModule, "identity_refresh", refreshOrDefault(c.identityRefresh))
 }
 

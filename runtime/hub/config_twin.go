@@ -38,8 +38,9 @@ type cachedConfig struct {
 
 // CachedConfig returns the last $edgeHub configuration that the hub applied successfully,
 // as kept in c, or nil when there is none. cmd/edgehub reads it before opening the store,
-// to open it with storeLimits.maxSizeBytes (the store cannot change its cap while open);
-// the hub itself applies it at the start of Run.
+// to open it with storeLimits.maxSizeBytes, so that the cap holds from the first append
+// (later changes the hub applies to the open store, see storeLimits); the hub itself
+// applies the configuration at the start of Run.
 func CachedConfig(c *twincache.Cache) (*deployment.HubConfig, error) {
 	b, err := c.Value(cachedConfigValue)
 	if err != nil || b == nil {
@@ -324,9 +325,11 @@ type byteCapper interface {
 	SetMaxBytes(n int64) error
 }
 
-// storeLimits applies storeLimits.maxSizeBytes when the store can take it while open, and
-// otherwise returns a note for lastDesiredStatus: the cap then applies when the hub starts
-// again (cmd/edgehub opens the store with CachedConfig's cap).
+// storeLimits applies storeLimits.maxSizeBytes when the store can take it while open
+// (*store.Store can: SetMaxBytes; lowering it under the usage refuses or drops as the
+// store's full policy says), and otherwise returns a note for lastDesiredStatus: the cap
+// then applies when the hub starts again (cmd/edgehub opens the store with CachedConfig's
+// cap). A configuration without the field leaves the cap in force unchanged.
 func (c *configSync) storeLimits(cfg *deployment.HubConfig) string {
 	n := cfg.StoreAndForward.MaxSizeBytes
 	if n <= 0 {
@@ -337,6 +340,7 @@ func (c *configSync) storeLimits(cfg *deployment.HubConfig) string {
 			c.log.Warn("storeLimits.maxSizeBytes not applied", "max_bytes", n, "err", err)
 			return fmt.Sprintf("storeLimits.maxSizeBytes not applied: %v", err)
 		}
+		c.log.Debug("storeLimits.maxSizeBytes applied", "max_bytes", n)
 		return ""
 	}
 	c.log.Info("storeLimits.maxSizeBytes applies when the hub starts again", "max_bytes", n)

@@ -90,31 +90,47 @@
 //
 // # Delivery (deliver.go, pump.go)
 //
-// One pump per endpoint queue ($upstream, /modules/{m}/inputs/{i}) reads the store in its
-// order (priorities as the store schedules them, then append order) and sends one message
-// at a time. A module input goes out as devices/{edge}/modules/{m}/inputs/{i}/{bag} at
+// One pump per endpoint (/modules/{m}/inputs/{i}, $upstream) reads its store queue in the
+// store's order (priorities as the store schedules them, then append order) and sends one
+// message at a time; the $upstream pump serves one queue per sender (below). A module input goes out as devices/{edge}/modules/{m}/inputs/{i}/{bag} at
 // QoS 1 (the bag carrying %24.cdid and %24.cmid) and is acknowledged in the store only
 // after the module's PUBACK. While the module is not connected or not subscribed, the pump
 // waits (woken when it connects or subscribes, and by a capped back-off tick); an
 // unacknowledged delivery is retried with back-off, and after Options.MaxDeliveryAttempts
 // the message is dead-lettered (counted) so that the queue does not stay blocked. The
 // $upstream pump calls Deps.Upstream.Send; a failure leaves the message stored and retried
-// with back-off (1 s doubling to 60 s, with jitter), an ErrRejected dead-letters it.
+// with back-off (1 s doubling to 60 s, with jitter), an ErrRejected dead-letters it. The
+// pump runs the loop of pump_upstream.go with a window of one message for such an Upstream.
 // Delivery is at least once: a crash between a PUBACK and the store's ack commit delivers
 // the message again.
 //
 // # The upstream link (pump_upstream.go, auth_upstream.go, presence.go)
 //
+// Messages routed to $upstream are stored in one queue per sender, "$upstream/{device}" or
+// "$upstream/{device}/{module}" (upstream_lanes.go), and the $upstream pump serves those
+// queues in turn, at most 64 messages (upstreamTurn) from one sender before the next sender
+// with messages waiting: after an outage every sender's backlog drains in order while
+// another sender's live messages keep flowing, each waiting for at most one turn of every
+// backlog rather than behind a million stored messages. Within one sender's queue the
+// store's scheduling of priorities applies; across senders, turns do (a sender's priority 5
+// backlog and another's priority 0 messages share the link evenly). The queue "$upstream"
+// of earlier versions is drained as one more sender. A sender's queue stays in the store
+// after the sender is gone, until it is drained or its messages expire (TTL); an empty
+// queue costs a lane record on disk. Stats.Sent and the metrics report all of them under
+// "$upstream".
+//
 // When Deps.Upstream is a PipelinedUpstream (package uplink's is), the $upstream pump keeps
-// Options.UpstreamWindow messages in flight on the one link, handed over in store order and
-// acknowledged in the store in that order as their outcomes arrive, so that a backlog
-// drains at the link's throughput, not at one round trip per message (BenchmarkDrainUpstream),
-// and live messages go out as soon as they are stored. ErrRejected dead-letters a message;
-// ErrOffline makes the pump wait for the link (LinkState) without counting a failure; any
-// other failure lets the rest of the window finish and starts again, after a back-off, from
-// the first unacknowledged message, so messages reach the cloud in order per sender (with
-// duplicates only of those whose acknowledgement was lost). A message without an answer
-// after a second holds back new ones until it has its outcome: the cloud may have dropped it.
+// Options.UpstreamWindow messages in flight on the one link, shared by all senders, handed
+// over in turn and acknowledged in the store in each sender's order as their outcomes
+// arrive, so that a backlog drains at the link's throughput, not at one round trip per
+// message (BenchmarkDrainUpstream), and live messages go out as soon as they are stored.
+// ErrRejected dead-letters a message; ErrOffline makes that sender wait for the link
+// (LinkState) without counting a failure; any other failure stops that sender only: the
+// rest of its messages in flight finish and it starts again, after a back-off, from its
+// first unacknowledged message, so messages reach the cloud in order per sender (with
+// duplicates only of those whose acknowledgement was lost) while the other senders go on.
+// A message without an answer after a second holds back new ones until it has its outcome:
+// the cloud may have dropped it.
 //
 // Deps.Presence is told which clients are connected and what they subscribed to
 // (desired patches, methods, C2D), so that the cloud shows them connected and forwards
@@ -164,13 +180,15 @@
 //
 //   - Will messages (IoT Hub forwards them as telemetry) and X.509 client authentication
 //     are not implemented yet.
-//   - storeLimits.maxSizeBytes of the $edgeHub configuration applies at the next start
-//     (the store cannot change its cap while open; cmd/edgehub reads CachedConfig); the
-//     hub says so in lastDesiredStatus.description.
-//   - Messages routed to $upstream with the same priority share one lane, acknowledged in
-//     order: after an outage, live messages go out behind the backlog, which drains at the
-//     link's throughput (about 30,000 msg/s here, BenchmarkDrainUpstream). A route with a
-//     higher priority interleaves (store scheduling); per-sender lanes would lift it.
+//   - storeLimits.maxSizeBytes of the $edgeHub configuration applies at once to a Store
+//     that has SetMaxBytes (*store.Store); with another Store it applies at the next start
+//     (cmd/edgehub reads CachedConfig) and the hub says so in
+//     lastDesiredStatus.description. A configuration without it leaves the cap unchanged.
+//   - Upstream turns are per sender, not per priority: a sender's low-priority backlog
+//     shares the link evenly with another sender's high-priority messages. One sender's
+//     own live messages still go out behind its own backlog of the same priority (its
+//     order is kept). Right after an upgrade, a sender's messages left in the shared
+//     "$upstream" queue may reach the cloud after its newer ones.
 //   - Sessions (CleanSession=0 subscriptions) live in memory only: after a hub restart
 //     clients are told sessionPresent=0 and must subscribe again, which the SDKs do.
 //   - A client's publishes are committed one after another (see ingestHook).

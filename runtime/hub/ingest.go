@@ -104,7 +104,8 @@ func (s *Server) ingest(cl *mqtt.Client, pk packets.Packet) error {
 			return fmt.Errorf("%w: message of %d bytes routed to $upstream by %q, IoT Hub's limit is %d",
 				ErrRefused, size, tg.Route, s.opts.MaxUpstreamMessageSize)
 		}
-		st[i] = store.Target{Queue: tg.Endpoint.ID(), Priority: tg.Priority, TTL: rt.ttl(tg.TTL)}
+		// $upstream: the sender's own queue (upstream_lanes.go).
+		st[i] = store.Target{Queue: queueOf(tg.Endpoint, sender), Priority: tg.Priority, TTL: rt.ttl(tg.TTL)}
 	}
 	ctx, cancel := context.WithTimeout(s.baseContext(), s.opts.StoreTimeout)
 	defer cancel()

@@ -145,8 +145,9 @@ func (m *methodCalls) answer(clientID, rid string, status int, payload []byte) b
 }
 
 // onCloudMethod is the Cloud's method handler: the call is relayed to the local client on
-// a goroutine of its own, and the answer, or 404 (not connected or not subscribed) or 504
-// (no answer within Options.MethodTimeout), goes back with RespondMethod.
+// a goroutine of its own, and the answer, or 400 (a name iothub.ValidateMethodName
+// refuses), 404 (not connected or not subscribed) or 504 (no answer within
+// Options.MethodTimeout), goes back with RespondMethod.
 func (s *Server) onCloudMethod(id sas.Identity, name, rid string, payload []byte) {
 	m := s.methods
 	m.mu.Lock()
@@ -169,6 +170,10 @@ func (s *Server) onCloudMethod(id sas.Identity, name, rid string, payload []byte
 		if busy {
 			err = fmt.Errorf("%d method calls are waiting already", maxCloudMethods)
 			a = methodAnswer{Status: iothub.StatusTooManyRequests, Payload: errorBody(errCodeThrottled, "%v", err)}
+		} else if err = iothub.ValidateMethodName(name); err != nil {
+			// The name goes into the client's topic ($iothub/methods/POST/{name}/...): one
+			// with '/', '#', '+' or a control character would change that topic's meaning.
+			a = methodAnswer{Status: iothub.StatusBadRequest, Payload: errorBody(errCodeArgumentInvalid, "%v", err)}
 		} else if a, err = m.invoke(ctx, id, name, payload, 0, s.opts.MethodTimeout); err != nil {
 			a = methodFailure(err)
 			if ctx.Err() != nil {

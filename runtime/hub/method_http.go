@@ -43,7 +43,22 @@ const (
 	maxMethodConnectSecs      = 300
 	// methodHeaderTimeout bounds reading a request's headers.
 	methodHeaderTimeout = 10 * time.Second
+	// methodReadTimeout bounds reading a whole request, headers and body (at most
+	// maxMethodRequestBody, 132 KB): ample for a local caller, and a caller that trickles
+	// its body cannot hold a connection and a goroutine longer than this.
+	methodReadTimeout = 60 * time.Second
+	// methodIdleTimeout bounds the wait for the next request on a keep-alive connection;
+	// without it net/http waits for ever, so a caller without credentials could hold any
+	// number of connections after one refused request (security.md, finding F3).
+	methodIdleTimeout = 120 * time.Second
+	// methodMaxHeaderBytes bounds a request's headers: a SAS token, the module id header
+	// and the usual few; net/http's default is 1 MB.
+	methodMaxHeaderBytes = 16 << 10
 )
+
+// testMethodIdleTimeout, when set, replaces methodIdleTimeout for hubs created after it was
+// set; tests only (export_test.go), so that the idle cut-off is observable in a second.
+var testMethodIdleTimeout time.Duration
 
 // methodRequest is the body of a method API call.
 type methodRequest struct {
@@ -223,10 +238,17 @@ func (s *Server) listenMethods() error {
 	if err != nil {
 		return fmt.Errorf("listen https %q: %w", s.opts.HTTPSAddr, err)
 	}
+	idle := methodIdleTimeout
+	if testMethodIdleTimeout > 0 {
+		idle = testMethodIdleTimeout
+	}
 	s.httpsLn = &methodListener{ln: ln, srv: &http.Server{
 		Handler:           s.MethodHandler(),
 		TLSConfig:         s.opts.TLS,
 		ReadHeaderTimeout: methodHeaderTimeout,
+		ReadTimeout:       methodReadTimeout,
+		IdleTimeout:       idle,
+		MaxHeaderBytes:    methodMaxHeaderBytes,
 		// net/http logs failed handshakes and the like; they are debug noise here.
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}}

@@ -48,6 +48,10 @@ func TestMethods_FromTheCloudToALocalModule(t *testing.T) {
 		{"not subscribed to methods", modB, "echo", `{}`, 404, `"errorCode":404103`},
 		{"not connected", leaf, "echo", `{}`, 404, `"errorCode":404103`},
 		{"no answer in time", modA, "slow", `{}`, 504, `"errorCode":504101`},
+		{"name with a slash refused", modA, "echo/x", `{}`, 400, `"errorCode":400004`},
+		{"name with a wildcard refused", modA, "echo#", `{}`, 400, `"errorCode":400004`},
+		{"empty name refused", modA, "", `{}`, 400, `"errorCode":400004`},
+		{"name with a control character refused", modA, "echo\n", `{}`, 400, `"errorCode":400004`},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -34,8 +35,9 @@ type CollectorOptions struct {
 	// $upstream stay stored).
 	Upstream UpstreamState
 	// StoreMaxBytes is the store's cap (store.Options.MaxBytes), exported as
-	// store_max_bytes; 0 (no cap) exports nothing, so that store_bytes / store_max_bytes
-	// is never a division by zero.
+	// store_max_bytes when the store's Stats report none (a *store.Store reports the cap
+	// in force, SetMaxBytes included, which takes precedence); 0 (no cap) exports nothing,
+	// so that store_bytes / store_max_bytes is never a division by zero.
 	StoreMaxBytes int64
 }
 
@@ -55,8 +57,9 @@ type CollectorOptions struct {
 //   - messages_sent_total{endpoint}: edgehub_messages_sent_total, by endpoint ("$upstream",
 //     "/modules/{m}/inputs/{i}") rather than {from, to, from_route_output,
 //     to_route_input, priority}.
-//   - queue_length{endpoint,priority}: edgehub_queue_length, the same.
-//   - queue_bytes{endpoint,priority}: no Azure equivalent.
+//   - queue_length{endpoint,priority}: edgehub_queue_length, the same; the queues of all
+//     senders to $upstream (one each, upstream_lanes.go) are summed under "$upstream".
+//   - queue_bytes{endpoint,priority}: no Azure equivalent; summed the same way.
 //   - messages_dropped_total{reason}: edgehub_messages_dropped_total, with Azure's reasons
 //     no_route and ttl_expiry, and the store's cap, deadletter and deleted.
 //   - messages_deadlettered_total{reason}: corrupt, unacknowledged, rejected.
@@ -209,7 +212,7 @@ func (c *Collector) collectHub(e emitter, h Stats) {
 }
 
 func (c *Collector) collectStore(e emitter, st store.Stats) {
-	for _, q := range st.Queues {
+	for _, q := range queuesByEndpoint(st.Queues) {
 		p := strconv.Itoa(q.Priority)
 		e.gauge(descQueueLength, float64(q.Len), q.Queue, p)
 		e.gauge(descQueueBytes, float64(q.Bytes), q.Queue, p)
@@ -229,13 +232,38 @@ func (c *Collector) collectStore(e emitter, st store.Stats) {
 		e.counter(descDeadLettered, float64(dead[r]), r)
 	}
 	e.gauge(descStoreBytes, float64(st.Bytes))
-	if c.opts.StoreMaxBytes > 0 {
-		e.gauge(descStoreMax, float64(c.opts.StoreMaxBytes))
+	if limit := cmp.Or(st.MaxBytes, c.opts.StoreMaxBytes); limit > 0 {
+		e.gauge(descStoreMax, float64(limit))
 	}
 	e.gauge(descStoreFile, float64(st.FileBytes))
 	e.gauge(descStoreMessages, float64(st.Messages))
 	e.counter(descStoreAppends, float64(st.Appends))
 	e.counter(descStoreCommits, float64(st.Commits))
+}
+
+// queuesByEndpoint sums the lanes of the queues reported under one endpoint (every
+// sender's $upstream queue under "$upstream", see endpointLabel), so that the series stay
+// one per endpoint and priority however many senders there are. Checkpoints, which are
+// per queue, are not summed.
+func queuesByEndpoint(qs []store.QueueStats) []store.QueueStats {
+	type key struct {
+		ep   string
+		prio int
+	}
+	out := make([]store.QueueStats, 0, len(qs))
+	at := make(map[key]int, len(qs))
+	for _, q := range qs {
+		k := key{endpointLabel(q.Queue), q.Priority}
+		i, ok := at[k]
+		if !ok {
+			at[k] = len(out)
+			out = append(out, store.QueueStats{Queue: k.ep, Priority: k.prio})
+			i = len(out) - 1
+		}
+		out[i].Len += q.Len
+		out[i].Bytes += q.Bytes
+	}
+	return out
 }
 
 // emitter sends const metrics. A label value Prometheus refuses (not UTF-8: a queue name

@@ -192,6 +192,39 @@ outpost_edgehub_upstream_connected 0
 `,
 		},
 		{
+			// One queue per sender to $upstream, plus the shared one of earlier versions:
+			// one series per endpoint and priority, not one per sender. The store's own
+			// cap (SetMaxBytes) wins over the option.
+			name: "senders' upstream queues summed under $upstream", hub: hub.Stats{},
+			store: store.Stats{
+				MaxBytes: 5000,
+				Queues: []store.QueueStats{
+					{Queue: "$upstream", Priority: 0, Len: 1, Bytes: 100},
+					{Queue: "$upstream/edge1/modA", Priority: 0, Len: 2, Bytes: 200},
+					{Queue: "$upstream/edge1/modA", Priority: 5, Len: 4, Bytes: 400},
+					{Queue: "$upstream/leaf1", Priority: 0, Len: 3, Bytes: 300},
+					{Queue: "/modules/filter/inputs/in", Priority: 0, Len: 7, Bytes: 700},
+				},
+			},
+			opts:  hub.CollectorOptions{StoreMaxBytes: 1e6},
+			names: []string{"outpost_edgehub_queue_length", "outpost_edgehub_queue_bytes", "outpost_edgehub_store_max_bytes"},
+			want: `
+# HELP outpost_edgehub_queue_bytes Bytes of the messages waiting in an endpoint's queue, by priority (a body shared by several queues counts in each).
+# TYPE outpost_edgehub_queue_bytes gauge
+outpost_edgehub_queue_bytes{endpoint="$upstream",priority="0"} 600
+outpost_edgehub_queue_bytes{endpoint="$upstream",priority="5"} 400
+outpost_edgehub_queue_bytes{endpoint="/modules/filter/inputs/in",priority="0"} 700
+# HELP outpost_edgehub_queue_length Messages waiting in an endpoint's queue, by priority.
+# TYPE outpost_edgehub_queue_length gauge
+outpost_edgehub_queue_length{endpoint="$upstream",priority="0"} 6
+outpost_edgehub_queue_length{endpoint="$upstream",priority="5"} 4
+outpost_edgehub_queue_length{endpoint="/modules/filter/inputs/in",priority="0"} 7
+# HELP outpost_edgehub_store_max_bytes The store's byte cap (absent when there is none).
+# TYPE outpost_edgehub_store_max_bytes gauge
+outpost_edgehub_store_max_bytes 5000
+`,
+		},
+		{
 			name: "unknown store reasons pass through", hub: hub.Stats{},
 			store: store.Stats{Dropped: map[string]uint64{"evicted": 2}, DeadLetters: map[string]uint64{"poison": 1}},
 			names: []string{"outpost_edgehub_messages_dropped_total", "outpost_edgehub_messages_deadlettered_total"},

@@ -117,13 +117,17 @@ type Options struct {
 
 // Store is the part of *store.Store that the hub uses (see package store for the
 // semantics). Append is called from publishing clients' goroutines, concurrently; each
-// pump calls Read, Ack, Rewind, Wait and DeadLetter for its own queue, from one goroutine.
+// pump calls Read, Ack, Rewind, Wait and DeadLetter for its own queues, from one
+// goroutine; the $upstream pump, which serves one queue per sender, watches them with
+// Watch. When the Store also has SetMaxBytes(int64) error, as *store.Store does, the
+// $edgeHub twin's storeLimits.maxSizeBytes applies without a restart.
 type Store interface {
 	Append(ctx context.Context, body []byte, targets []store.Target) error
 	Read(queue string, max int) ([]store.Item, error)
 	Ack(queue string, priority int, seq uint64) error
 	Rewind(queue string)
 	Wait(queue string) <-chan struct{}
+	Watch(prefix string) *store.Watcher
 	DeadLetter(queue string, priority int, seq uint64, reason string) error
 	Queues() []string
 }

@@ -95,12 +95,12 @@ func (ps *pumpSet) wake(id sas.Identity) {
 	}
 }
 
-// endpointOf turns a store queue name back into an endpoint: "$upstream" or
-// "/modules/{m}/inputs/{i}" (route.Endpoint.ID; module ids and input names contain no '/').
+// endpointOf turns a store queue name back into an endpoint: "$upstream" and its senders'
+// queues "$upstream/..." (upstream_lanes.go), or "/modules/{m}/inputs/{i}"
+// (route.Endpoint.ID; module ids and input names contain no '/').
 func endpointOf(queue string) (route.Endpoint, bool) {
-	up := route.Endpoint{Kind: route.Upstream}
-	if queue == up.ID() {
-		return up, true
+	if isUpstreamQueue(queue) {
+		return route.Endpoint{Kind: route.Upstream}, true
 	}
 	rest, ok := strings.CutPrefix(queue, "/modules/")
 	if !ok {
@@ -160,8 +160,12 @@ func (a *attempts) failed(it store.Item) int {
 }
 
 func (p *pump) run(ctx context.Context) {
-	if up, ok := p.s.deps.Upstream.(PipelinedUpstream); ok && p.ep.Kind == route.Upstream {
-		p.runPipelined(ctx, up) // pump_upstream.go
+	if p.ep.Kind == route.Upstream { // pump_upstream.go
+		if up, ok := p.s.deps.Upstream.(PipelinedUpstream); ok {
+			p.runUpstream(ctx, up, p.s.opts.UpstreamWindow)
+		} else {
+			p.runUpstream(ctx, syncUpstream{up: p.s.deps.Upstream, timeout: p.s.opts.UpstreamTimeout}, 1)
+		}
 		return
 	}
 	rnd := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
@@ -281,17 +285,6 @@ func (p *pump) send(ctx context.Context, it store.Item) error {
 			p.s.stats.delivered.Add(1)
 		}
 		return err
-	case route.Upstream:
-		if p.s.deps.Upstream == nil {
-			return fmt.Errorf("%w: no upstream configured", ErrNotConnected)
-		}
-		sctx, cancel := context.WithTimeout(ctx, p.s.opts.UpstreamTimeout)
-		defer cancel()
-		if err := p.s.deps.Upstream.Send(sctx, e.Sender, e.Message); err != nil {
-			return fmt.Errorf("upstream send: %w", err)
-		}
-		p.s.stats.sentUpstream.Add(1)
-		return nil
 	}
 	return fmt.Errorf("%w: endpoint kind %d", ErrCorrupt, p.ep.Kind)
 }

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -51,18 +52,25 @@ const (
 	// of order. Holding back after a second keeps that to what was sent in the first
 	// second, and costs nothing while the cloud answers in time.
 	overdueAfter = time.Second
-	// maxUpstreamRead caps one Read of the pipelined pump.
-	maxUpstreamRead = 256
+	// upstreamTurn is how many messages the $upstream pump sends from one sender's queue
+	// before the next sender with messages waiting gets its turn (and the size of one Read).
+	// A sender's live message thus waits for at most one turn of every sender with a
+	// backlog, not for the backlogs themselves; larger turns read the store in larger
+	// batches.
+	upstreamTurn = 64
 )
 
 // flight is one message in the window.
 type flight struct {
+	id   uint64 // in send order
+	lane *upLane
 	it   store.Item
 	out  Outcome
 	sent time.Time
 }
 
-// finished is an Outcome known at once (a message that could not be decoded).
+// finished is an Outcome known at once (a message that could not be decoded, or one sent
+// by syncUpstream).
 type finished struct{ err error }
 
 var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
@@ -70,133 +78,203 @@ var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return
 func (f finished) Done() <-chan struct{} { return closedCh }
 func (f finished) Err() error            { return f.err }
 
-// runPipelined drains the $upstream queue with up to Options.UpstreamWindow messages in
-// flight:
+// runUpstream drains the $upstream queues, one per sender (upstream_lanes.go), with up to
+// window messages in flight on the one link, shared by all senders:
 //
-//	fill the window from the store (in the store's order) --> wait for the oldest message
-//	     ^                                                         |
+//	fill the window: senders with messages take turns of upstreamTurn messages, each
+//	     ^           read in the store's order       --> wait for the oldest message
+//	     |                                                         |
 //	     |<---------- acknowledged: Ack it, count it --------------|
 //	     |<---------- rejected or corrupt: dead-letter it ---------|
 //	     |                                                         | any other failure
 //	     |                                                         v
-//	     +-- Rewind <-- wait: for the link (ErrOffline) <-- let the rest of the window finish
-//	                    or a back-off (other errors)
+//	     |   that sender only: its other messages in flight finish, Rewind its queue, and
+//	     +-- it waits for the link (ErrOffline) or a back-off (other errors); the others go on
 //
-// Outcomes are taken strictly oldest first and the store is acknowledged in that order, so
-// a message is acknowledged only once everything before it in its lane was. After a
-// failure, nothing is sent again before every message in flight has its outcome, and then
-// the pump starts again from the first unacknowledged message: messages reach the cloud in
-// order, with duplicates only of messages whose acknowledgement was lost (at least once).
-// While the window has room and the backlog is read out, the pump also wakes for new
-// messages, so live traffic is sent at once rather than after the oldest message's answer.
-func (p *pump) runPipelined(ctx context.Context, up PipelinedUpstream) {
-	rnd := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
-	window := p.s.opts.UpstreamWindow
-	var (
-		inflight []flight     // oldest first
-		pending  []store.Item // read from the store, not sent yet
-		head     attempts     // failed sends of the message the pump is stuck on
-		failures int          // consecutive waits, for the back-off
-	)
-	var acks ackBatch
-	defer p.flushAcks(&acks)
+// Outcomes are taken strictly oldest first (the link answers in order) and a sender's
+// queue is acknowledged in that order, so a message is acknowledged only once everything
+// before it in its lane was. After a failure, nothing more of that sender is sent before
+// every message of it in flight has its outcome, and then it starts again from its first
+// unacknowledged message: each sender's messages reach the cloud in order, with duplicates
+// only of messages whose acknowledgement was lost (at least once). While the window has
+// room, the pump also wakes for new messages (store.Watcher), so live traffic is sent at
+// once rather than after the oldest message's answer, and a sender's live message waits
+// for at most one turn of each sender with a backlog.
+func (p *pump) runUpstream(ctx context.Context, up PipelinedUpstream, window int) {
+	u := &upstreamPump{
+		p: p, up: up, window: window,
+		watch: p.s.deps.Store.Watch(upstreamID),
+		rnd:   rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		lanes: make(map[string]*upLane),
+	}
+	defer u.watch.Stop()
+	defer u.flushAcks()
 	deadline := time.NewTimer(time.Hour)
 	defer deadline.Stop()
+	resume := time.NewTimer(time.Hour)
+	defer resume.Stop()
+	signalled := false // received from the Watcher's channel
 	for ctx.Err() == nil {
-		var readErr error
-		for p.mayAdd(inflight, window) {
-			if len(pending) == 0 {
-				pending, readErr = p.s.deps.Store.Read(p.queue, min(window, maxUpstreamRead))
-				if readErr != nil || len(pending) == 0 {
-					break
-				}
-			}
-			it := pending[0]
-			pending = pending[1:]
-			out := p.sendAsync(ctx, up, it)
-			inflight = append(inflight, flight{it: it, out: out, sent: time.Now()})
-		}
-		if len(inflight) == 0 {
-			if readErr != nil {
-				p.log.Warn("reading the queue failed", "err", readErr)
-				if !p.sleep(ctx, backoff(failures, p.s.opts.RetryMin, p.s.opts.RetryMax, rnd), nil) {
-					return
-				}
-				failures++
-				continue
-			}
-			select {
-			case <-p.s.deps.Store.Wait(p.queue):
-			case <-ctx.Done():
-				return
-			}
-			continue
-		}
+		u.takeMarks(signalled)
+		signalled = false
+		u.resume()
+		u.fill(ctx)
 
-		f := inflight[0]
-		var more <-chan struct{} // new messages, while there is room for them
-		if p.mayAdd(inflight, window) && len(pending) == 0 && readErr == nil {
-			more = p.s.deps.Store.Wait(p.queue)
+		var (
+			marks   <-chan struct{} // new messages, while there is room for them
+			link    <-chan struct{} // a lane waits for the link to come back
+			resumed <-chan time.Time
+			done    <-chan struct{}
+			expired <-chan time.Time
+		)
+		if u.mayAdd() {
+			marks = u.watch.C()
 		}
-		if !isDone(f.out) || acks.n >= maxAckBatch {
-			p.flushAcks(&acks) // before waiting: the store commits them meanwhile
+		if u.onLink > 0 {
+			link = u.linkChanged
 		}
-		deadline.Reset(time.Until(f.sent.Add(p.s.opts.UpstreamTimeout)))
+		if at, ok := u.nextResume(); ok {
+			resetTimer(resume, time.Until(at))
+			resumed = resume.C
+		}
+		var f flight
+		if len(u.inflight) > 0 {
+			f = u.inflight[0]
+			done = f.out.Done()
+			resetTimer(deadline, time.Until(f.sent.Add(p.s.opts.UpstreamTimeout)))
+			expired = deadline.C
+		}
+		if done == nil || !isDone(f.out) || u.acks.n >= maxAckBatch {
+			u.flushAcks() // before waiting: the store commits them meanwhile
+		}
 		var err error
 		select {
-		case <-f.out.Done():
+		case <-done:
 			err = f.out.Err()
-		case <-more:
-			continue
-		case <-deadline.C:
+		case <-expired:
 			err = errUpstreamTimeout
+		case <-marks:
+			signalled = true
+			continue
+		case <-link:
+			u.linkBack()
+			continue
+		case <-resumed:
+			continue
 		case <-ctx.Done():
 			return
 		}
-		inflight = inflight[1:]
-		if err == nil {
-			failures = 0
-			p.sent.Add(1)
-			p.s.stats.sentUpstream.Add(1)
-			acks.add(f.it)
-			continue
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		offline := errors.Is(err, ErrOffline)
-		if offline {
-			p.s.stats.deferred.Add(1)
-		} else if reason, dead := p.permanent(err, &head, f.it); dead {
-			p.deadLetter(f.it, reason, err)
-			continue
-		}
-
-		// Transient: once the rest of the window has its outcomes, start again from the
-		// first unacknowledged message.
-		p.flushAcks(&acks)
-		if !p.settle(ctx, inflight) {
-			return
-		}
-		inflight, pending = inflight[:0], nil
-		if !p.waitToResend(ctx, up, err, offline, &head, &failures, rnd) {
-			return
-		}
-		p.s.deps.Store.Rewind(p.queue)
+		u.inflight = u.inflight[1:]
+		u.outcome(f, err)
 	}
 }
 
-// mayAdd reports whether the window takes another message: it has room, its oldest message
-// is not overdue, and its newest did not fail at once (anything sent after it could
-// overtake it once it is sent again).
-func (p *pump) mayAdd(inflight []flight, window int) bool {
-	switch n := len(inflight); {
+// upstreamPump is the state of runUpstream, owned by its goroutine.
+type upstreamPump struct {
+	p      *pump
+	up     PipelinedUpstream
+	window int
+	watch  *store.Watcher
+	rnd    *rand.Rand
+
+	lanes    map[string]*upLane // every upstream queue seen, by name
+	ring     []*upLane          // the lanes in laneReady, in turn order
+	turn     int                // index in ring of the lane holding the turn
+	turnLeft int                // messages it may still send in this turn
+	waiting  []*upLane          // the lanes in laneWaiting
+	inflight []flight           // the window, oldest first
+	flights  uint64             // messages handed to the link so far (the flights' ids)
+	acks     ackBatch
+
+	onLink      int             // waiting lanes that also wait for the link
+	linkChanged <-chan struct{} // closed at the link's next change (PipelinedUpstream.LinkState)
+}
+
+// mayAdd reports whether the window takes another message: it has room and its oldest
+// message is not overdue.
+func (u *upstreamPump) mayAdd() bool {
+	switch n := len(u.inflight); {
 	case n == 0:
 		return true
-	case n >= window, time.Since(inflight[0].sent) >= overdueAfter, failedAtOnce(inflight[n-1].out):
+	case n >= u.window, time.Since(u.inflight[0].sent) >= overdueAfter:
 		return false
 	}
 	return true
+}
+
+// fill sends messages while the window takes them, the lanes taking turns.
+func (u *upstreamPump) fill(ctx context.Context) {
+	skipped := 0 // lanes passed over in a row without sending
+	for u.mayAdd() && len(u.ring) > 0 && skipped < len(u.ring) {
+		l := u.ring[u.turn]
+		if u.turnLeft <= 0 {
+			u.nextTurn()
+			continue
+		}
+		if failedAtOnce(l.last) {
+			// Its newest message failed at once: anything sent after it could overtake it
+			// once it is sent again.
+			u.nextTurn()
+			skipped++
+			continue
+		}
+		if len(l.pending) == 0 {
+			items, err := u.p.s.deps.Store.Read(l.queue, u.turnLeft)
+			if err != nil {
+				u.p.log.Warn("reading the queue failed", "queue", l.queue, "err", err)
+				u.dropFromRing(l)
+				u.wait(l, backoff(l.failures, u.p.s.opts.RetryMin, u.p.s.opts.RetryMax, u.rnd), false)
+				l.failures++
+				continue
+			}
+			if len(items) == 0 {
+				u.dropFromRing(l) // idle until the Watcher marks its queue again
+				l.state = laneIdle
+				continue
+			}
+			l.pending = items
+		}
+		it := l.pending[0]
+		l.pending = l.pending[1:]
+		out := u.p.sendAsync(ctx, u.up, it)
+		u.flights++
+		u.inflight = append(u.inflight, flight{id: u.flights, lane: l, it: it, out: out, sent: time.Now()})
+		l.inflight++
+		l.last, l.lastID = out, u.flights
+		u.turnLeft--
+		skipped = 0
+	}
+}
+
+// outcome handles the outcome of the oldest message in flight.
+func (u *upstreamPump) outcome(f flight, err error) {
+	p, l := u.p, f.lane
+	l.inflight--
+	if l.lastID == f.id {
+		l.last = nil // none of its messages in flight failed at once
+	}
+	switch {
+	case l.state == laneSettling:
+		// An earlier message of its sender failed: this one is sent again whatever its
+		// outcome, after the rewind.
+	case err == nil:
+		l.failures = 0
+		p.sent.Add(1)
+		p.s.stats.sentUpstream.Add(1)
+		u.acks.add(f.it)
+	default:
+		offline := errors.Is(err, ErrOffline)
+		if offline {
+			p.s.stats.deferred.Add(1)
+		} else if reason, dead := p.permanent(err, &l.head, f.it); dead {
+			p.deadLetter(f.it, reason, err)
+			break
+		}
+		u.fail(l, err, offline)
+	}
+	if l.state == laneSettling && l.inflight == 0 {
+		u.rewind(l)
+	}
 }
 
 // maxAckBatch bounds the acknowledgements the pipelined pump holds before passing them to
@@ -204,29 +282,30 @@ func (p *pump) mayAdd(inflight []flight, window int) bool {
 const maxAckBatch = 256
 
 // ackBatch collects the acknowledgements of a run of delivered messages: the highest seq
-// per priority, which acknowledges the lane up to it (store.Ack). Passing one per run rather
-// than one per message saves the store's committer a wake-up per message.
+// per queue and priority, which acknowledges the lane up to it (store.Ack). Passing one per
+// run rather than one per message saves the store's committer a wake-up per message.
 type ackBatch struct {
 	n     int
-	lanes []store.Item // the last delivered item of each priority, in no order
+	lanes []store.Item // the last delivered item of each (queue, priority), in no order
 }
 
 func (a *ackBatch) add(it store.Item) {
 	a.n++
 	for i := range a.lanes {
-		if a.lanes[i].Priority == it.Priority {
+		if a.lanes[i].Priority == it.Priority && a.lanes[i].Queue == it.Queue {
 			a.lanes[i].Seq = max(a.lanes[i].Seq, it.Seq)
 			return
 		}
 	}
-	a.lanes = append(a.lanes, store.Item{Priority: it.Priority, Seq: it.Seq})
+	a.lanes = append(a.lanes, store.Item{Queue: it.Queue, Priority: it.Priority, Seq: it.Seq})
 }
 
 // flushAcks acknowledges the batch in the store and empties it.
-func (p *pump) flushAcks(a *ackBatch) {
+func (u *upstreamPump) flushAcks() {
+	a := &u.acks
 	for _, it := range a.lanes {
-		if err := p.s.deps.Store.Ack(p.queue, it.Priority, it.Seq); err != nil {
-			p.log.Warn("acknowledging delivered messages failed; they may be delivered again", "priority", it.Priority, "seq", it.Seq, "err", err)
+		if err := u.p.s.deps.Store.Ack(it.Queue, it.Priority, it.Seq); err != nil {
+			u.p.log.Warn("acknowledging delivered messages failed; they may be delivered again", "queue", it.Queue, "priority", it.Priority, "seq", it.Seq, "err", err)
 		}
 	}
 	a.n, a.lanes = 0, a.lanes[:0]
@@ -243,7 +322,7 @@ func isDone(out Outcome) bool {
 
 // failedAtOnce reports whether an outcome is already a failure (refused before it was
 // sent: offline, a transient identity check, a rejection).
-func failedAtOnce(out Outcome) bool { return isDone(out) && out.Err() != nil }
+func failedAtOnce(out Outcome) bool { return out != nil && isDone(out) && out.Err() != nil }
 
 // errUpstreamTimeout is the failure of a message without an outcome within
 // Options.UpstreamTimeout (the implementation's own timeout should come first).
@@ -258,42 +337,29 @@ func (p *pump) sendAsync(ctx context.Context, up PipelinedUpstream, it store.Ite
 	return up.SendAsync(ctx, e.Sender, e.Message)
 }
 
-// settle waits until every message in flight has its outcome (their results no longer
-// matter: they are sent again), at most Options.UpstreamTimeout. It reports false when
-// ctx ended.
-func (p *pump) settle(ctx context.Context, inflight []flight) bool {
-	t := time.NewTimer(p.s.opts.UpstreamTimeout)
-	defer t.Stop()
-	for _, f := range inflight {
-		select {
-		case <-f.out.Done():
-		case <-t.C:
-			p.log.Warn("messages still in flight after UpstreamTimeout; sending them again anyway")
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
-	return true
+// syncUpstream adapts an Upstream that sends one message at a time (or none: nil) to the
+// $upstream pump, which then runs with a window of one: SendAsync sends at once, within
+// Options.UpstreamTimeout, and returns the outcome known.
+type syncUpstream struct {
+	up      Upstream
+	timeout time.Duration
 }
 
-// waitToResend waits after a transient failure: for the link to come back when it is down,
-// otherwise a back-off. It reports false when ctx ended.
-func (p *pump) waitToResend(ctx context.Context, up PipelinedUpstream, err error, offline bool, head *attempts, failures *int, rnd *rand.Rand) bool {
-	d := backoff(*failures, p.s.opts.RetryMin, p.s.opts.RetryMax, rnd)
-	*failures++
-	if !offline {
-		p.log.Info("upstream delivery failed, will retry", "attempt", head.n, "retry_in", d, "err", err)
-		return p.sleep(ctx, d, nil)
+func (u syncUpstream) Send(ctx context.Context, id sas.Identity, m iothub.Message) error {
+	if u.up == nil {
+		return fmt.Errorf("%w: no upstream configured", ErrNotConnected)
 	}
-	isUp, changed := up.LinkState()
-	if isUp {
-		// The link is already back (or its state is not updated yet): retry after the
-		// back-off, which stays short unless this repeats.
-		return p.sleep(ctx, d, nil)
+	ctx, cancel := context.WithTimeout(ctx, u.timeout)
+	defer cancel()
+	if err := u.up.Send(ctx, id, m); err != nil {
+		return fmt.Errorf("upstream send: %w", err)
 	}
-	p.log.Debug("upstream link down; messages wait in the store", "err", err)
-	// The link's own reconnection is the back-off; RetryMax is a fallback in case a change
-	// is missed.
-	return p.sleep(ctx, p.s.opts.RetryMax, changed)
+	return nil
 }
+
+func (u syncUpstream) SendAsync(ctx context.Context, id sas.Identity, m iothub.Message) Outcome {
+	return finished{u.Send(ctx, id, m)}
+}
+
+// LinkState says the link is up: failures are retried after a back-off.
+func (u syncUpstream) LinkState() (bool, <-chan struct{}) { return true, nil }

@@ -14,16 +14,16 @@ import (
 
 	"github.com/outpost-edge/outpost/fakehub/fakehubtest"
 	"github.com/outpost-edge/outpost/runtime/iothub"
-	"github.com/outpost-edge/outpost/runtime/route"
 	"github.com/outpost-edge/outpost/runtime/sas"
 	"github.com/outpost-edge/outpost/runtime/store"
 	"github.com/outpost-edge/outpost/runtime/upstream"
 )
 
 // BenchmarkDrainUpstream measures how fast the $upstream pump drains a backlog over the real
-// link: a store (bbolt, fsync on) holding backlog messages of 256 bytes from 4 modules, the
-// hub's pipelined pump, the upstream client over TLS, and the fake IoT Hub capturing every
-// message, all on this machine. It reports msg/s (the target is 30,000, peers-and-targets.md)
+// link: a store (bbolt, fsync on) holding backlog messages of 256 bytes from 4 modules, in
+// their 4 queues as ingest stores them, the hub's pipelined pump taking turns between them,
+// the upstream client over TLS, and the fake IoT Hub capturing every message, all on this
+// machine. It reports msg/s (the target is 30,000, peers-and-targets.md)
 // for several windows, window 1 being the one-round-trip-per-message baseline; with live
 // traffic (1,000 msg/s appended meanwhile, which must keep flowing); and through a proxy
 // adding 1 ms each way (a 2 ms round trip, a link to a nearby cloud region), where the
@@ -120,8 +120,7 @@ func drainOnce(b *testing.B, link *benchLink, n, window, live int) float64 {
 		<-storeDone
 		st.Close()
 	}()
-	queue := route.Endpoint{Kind: route.Upstream}.ID()
-	fill(b, st, queue, 0, n)
+	fill(b, st, 0, n)
 
 	srv, err := New(Options{IoTHubHostName: "localhost", EdgeDeviceID: "edge1", PlainAddr: "127.0.0.1:0", UpstreamWindow: window},
 		Deps{Store: st, Identities: noIdentities{}, Upstream: link})
@@ -147,7 +146,7 @@ func drainOnce(b *testing.B, link *benchLink, n, window, live int) float64 {
 					return
 				case <-tick.C:
 				}
-				if err := st.Append(ctx, benchEnvelope(i), []store.Target{{Queue: queue}}); err != nil {
+				if err := st.Append(ctx, benchEnvelope(i), benchTargets(i)); err != nil {
 					return
 				}
 				appended.Add(1)
@@ -174,8 +173,9 @@ func drainOnce(b *testing.B, link *benchLink, n, window, live int) float64 {
 	return sent / elapsed.Seconds()
 }
 
-// fill appends messages from..to-1 to queue, from 16 writers (the store group-commits them).
-func fill(b *testing.B, st *store.Store, queue string, from, to int) {
+// fill appends messages from..to-1 to their senders' queues, from 16 writers (the store
+// group-commits them).
+func fill(b *testing.B, st *store.Store, from, to int) {
 	b.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
@@ -190,7 +190,7 @@ func fill(b *testing.B, st *store.Store, queue string, from, to int) {
 				if i >= to {
 					return
 				}
-				if err := st.Append(context.Background(), benchEnvelope(i), []store.Target{{Queue: queue}}); err != nil {
+				if err := st.Append(context.Background(), benchEnvelope(i), benchTargets(i)); err != nil {
 					errs <- err
 					return
 				}
@@ -202,6 +202,11 @@ func fill(b *testing.B, st *store.Store, queue string, from, to int) {
 	if err := <-errs; err != nil {
 		b.Fatal(err)
 	}
+}
+
+// benchTargets is where ingest stores message i: its sender's $upstream queue.
+func benchTargets(i int) []store.Target {
+	return []store.Target{{Queue: upstreamQueue(benchSenders[i%len(benchSenders)])}}
 }
 
 // benchEnvelope is message i as ingest stores it: 256 bytes of body, a property, the stamps.

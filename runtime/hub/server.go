@@ -14,6 +14,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/outpost-edge/outpost/runtime/iothub"
+	"github.com/outpost-edge/outpost/runtime/mqttlog"
 )
 
 // Capabilities sized on purpose (mochi's defaults suit a general-purpose broker).
@@ -105,7 +106,7 @@ func New(opts Options, deps Deps) (*Server, error) {
 	caps.SharedSubAvailable = 0
 	s.mochi = mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
-		Logger:                 slog.New(mochiHandler{o.Logger.Handler()}).With("broker", "mochi"),
+		Logger:                 slog.New(mqttlog.Handler{Handler: o.Logger.Handler()}).With("broker", "mochi"),
 		SysTopicResendInterval: sysTopicInterval,
 	})
 	s.delivery = newDeliverer(s.mochi)
@@ -141,7 +142,7 @@ func (s *Server) listen(id, addr string, cfg *tls.Config) error {
 	if addr == "" {
 		return nil
 	}
-	l, err := newTrackingListener(addr, cfg, s.opts.ConnectTimeout)
+	l, err := newTrackingListener(addr, cfg, s.opts.ConnectTimeout, s.log.With("listener", id))
 	if err != nil {
 		return fmt.Errorf("listen %s %q: %w", id, addr, err)
 	}

@@ -116,8 +116,8 @@ func (s *Store) validAppend(body []byte, targets []Target) error {
 	if len(body) > maxBody {
 		return fmt.Errorf("body of %d bytes, bbolt holds at most %d: %w", len(body), maxBody, ErrTooLarge)
 	}
-	if c := Cost(len(body), len(targets)); s.opts.MaxBytes > 0 && c > s.opts.MaxBytes {
-		return fmt.Errorf("message costs %d bytes, MaxBytes is %d: %w", c, s.opts.MaxBytes, ErrTooLarge)
+	if c, limit := Cost(len(body), len(targets)), s.maxBytes.Load(); limit > 0 && c > limit {
+		return fmt.Errorf("message costs %d bytes, MaxBytes is %d: %w", c, limit, ErrTooLarge)
 	}
 	return nil
 }

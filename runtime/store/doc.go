@@ -38,6 +38,16 @@
 // are read again. Items are read in seq order within a lane; across the lanes of a queue
 // the scheduling rule below decides.
 //
+// A pump that serves many queues (the hub keeps one $upstream queue per sender) uses a
+// Watcher instead of one Wait channel per queue: Watch(prefix) covers every queue of the
+// prefix, existing or future; its C fires when one of them may have items, and Take says
+// which:
+//
+//	w := s.Watch("$upstream")
+//	defer w.Stop()
+//	for _, q := range w.Take() { /* read q until Read returns nothing */ }
+//	<-w.C()
+//
 // # Lifecycle
 //
 //	Open ──► open ──Run(ctx)──► running ──ctx done or Close──► stopped ──Close──► closed
@@ -95,6 +105,13 @@
 //     (highest number) and within it the entry enqueued first, across all queues (pure
 //     function victim). Bodies are freed when their last entry goes. Counted in
 //     Stats.Dropped[DropCap].
+//
+// SetMaxBytes changes the cap of an open store (the hub applies the $edgeHub twin's
+// storeLimits.maxSizeBytes with it). Lowered below the usage: under RejectNew appends get
+// ErrFull until the usage drops; under DropOldest the committer deletes entries in the
+// order above, at most 4096 per transaction (trimBudget), until the usage is under the cap,
+// and appends meanwhile only make room for themselves, so the usage never grows. The same
+// trim runs when Run starts on a file opened with a cap below its usage.
 //
 // The counters that the cap checks (meta/bytes, meta/messages and each lane's len and
 // bytes) are persisted in the same transactions as the entries they count, so they are
@@ -169,5 +186,5 @@
 // next transaction; Stats reflects committed state, so call Flush before asserting on it.
 //
 // The lock order is: queueState.readMu, then Store.mu. Store.mu is never held across a
-// bbolt transaction.
+// bbolt transaction. Watchers are guarded by Store.mu.
 package store

@@ -75,6 +75,7 @@ type Options struct {
 	// Path is the bbolt file; it is created (mode 0600) when missing.
 	Path string
 	// MaxBytes caps Stats.Bytes, i.e. the sum of Cost over stored messages; 0 = unlimited.
+	// SetMaxBytes changes it while the store is open.
 	MaxBytes int64
 	// FullPolicy applies when an Append does not fit under MaxBytes.
 	FullPolicy Policy

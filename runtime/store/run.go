@@ -52,6 +52,9 @@ func (s *Store) Run(ctx context.Context) error {
 }
 
 func (s *Store) loop(ctx context.Context) {
+	if s.needTrim() {
+		s.wake() // opened over the cap, or SetMaxBytes was called before Run
+	}
 	sweepTick := time.NewTicker(s.opts.SweepInterval)
 	defer sweepTick.Stop()
 	window := time.NewTimer(time.Hour)
@@ -108,7 +111,7 @@ func (s *Store) loop(ctx context.Context) {
 			close(sweepDone)
 		}
 		s.mu.Lock()
-		more := !s.pend.empty()
+		more := !s.pend.empty() || s.needTrimLocked()
 		s.mu.Unlock()
 		if more && retry == nil {
 			s.wake()
@@ -187,7 +190,7 @@ func (s *Store) cycle(batch []*op) bool {
 	if appends > 0 {
 		s.lastBatch = appends
 	}
-	if !writes && work.empty() {
+	if !writes && work.empty() && !s.needTrim() {
 		for _, o := range batch {
 			o.finish(nil)
 		}
@@ -247,6 +250,9 @@ func (s *Store) commit(batch []*op, work pending) (*txState, error) {
 				return err
 			}
 		}
+		if err := t.trim(); err != nil { // under a lowered cap (cap.go)
+			return err
+		}
 		for i, o := range batch {
 			res, err := t.apply(o)
 			if err != nil {
@@ -299,6 +305,10 @@ func (s *Store) publish(t *txState) {
 		l.read = max(l.read, l.acked)
 	}
 	s.bytes, s.messages = t.bytes, t.messages
+	if t.trimStuck && t.trimLimit == s.maxBytes.Load() && !s.trimStuck {
+		s.trimStuck = true
+		s.log.Error("over the byte cap with nothing left to drop; the accounting is off", "bytes", t.bytes, "max_bytes", t.trimLimit)
+	}
 	for r, n := range t.dropped {
 		s.count.dropped[r] += n
 	}

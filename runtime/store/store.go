@@ -7,7 +7,9 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -46,6 +48,9 @@ type Store struct {
 	lastBatch  int          // appends in the previous transaction (group-commit target)
 	failCommit func() error // test hook, called inside every write transaction
 
+	// maxBytes is the byte cap in force (Options.MaxBytes, then SetMaxBytes); 0 = none.
+	maxBytes atomic.Int64
+
 	// mu guards everything below and the lanes' rec, acked and read fields. It is never
 	// held across a bbolt transaction. Lock order: queueState.readMu, then mu.
 	mu       sync.Mutex
@@ -53,10 +58,14 @@ type Store struct {
 	ran      bool // Run was called
 	closed   bool // Close was called
 	queues   map[string]*queueState
+	watchers []*Watcher // see Watch
 	pend     pending
-	bytes    int64
-	messages int64
-	count    counters
+	// trimStuck: a trim to the cap found nothing to drop although the accounted bytes are
+	// over it, so the committer stops trying until the cap changes (see needTrim).
+	trimStuck bool
+	bytes     int64
+	messages  int64
+	count     counters
 }
 
 // laneKey names a lane: one (queue, priority) pair, one append-only sequence.
@@ -84,6 +93,8 @@ type queueState struct {
 	readMu sync.Mutex    // serialises Read on this queue
 	gen    uint64        // bumped by Rewind and DeleteQueue: a racing Read keeps its positions to itself
 	streak int           // pick's consecutive-higher-priority count
+	// watchers are the Watchers whose prefix the name has (under Store.mu).
+	watchers []*Watcher
 }
 
 // counters are process-lifetime statistics (they restart at zero on Open).
@@ -133,6 +144,7 @@ func Open(opts Options) (*Store, error) {
 		queues:   make(map[string]*queueState),
 		count:    counters{dropped: make(map[string]uint64), deadLetters: make(map[string]uint64)},
 	}
+	s.maxBytes.Store(o.MaxBytes)
 	s.pend.reset()
 	if err := db.Update(func(tx *bolt.Tx) error {
 		_, err := migrate(tx, migrations)
@@ -201,16 +213,25 @@ func (s *Store) queueLocked(name string) *queueState {
 	q := s.queues[name]
 	if q == nil {
 		q = &queueState{name: name, lanes: make(map[int]*lane), wait: make(chan struct{}, 1)}
+		for _, w := range s.watchers {
+			if strings.HasPrefix(name, w.prefix) {
+				q.watchers = append(q.watchers, w)
+			}
+		}
 		s.queues[name] = q
 	}
 	return q
 }
 
-// signal wakes whoever waits on q (coalesced).
+// signal wakes whoever waits on q (coalesced) and marks it in its Watchers (caller holds
+// mu).
 func (q *queueState) signal() {
 	select {
 	case q.wait <- struct{}{}:
 	default:
+	}
+	for _, w := range q.watchers {
+		w.mark(q.name)
 	}
 }
 
@@ -251,6 +272,7 @@ type QueueStats struct {
 // (Ack is committed asynchronously; Flush waits for it). The counters count since Open.
 type Stats struct {
 	Bytes       int64 // accounted bytes, the quantity MaxBytes caps (see Cost)
+	MaxBytes    int64 // the cap in force (Options.MaxBytes or the last SetMaxBytes); 0 = none
 	Messages    int   // bodies stored (a body shared by several queues counts once)
 	FileBytes   int64 // size of the bbolt file; bbolt reuses freed pages but never shrinks the file
 	Queues      []QueueStats
@@ -272,6 +294,7 @@ func (s *Store) Stats() Stats {
 	defer s.mu.Unlock()
 	st := Stats{
 		Bytes:       s.bytes,
+		MaxBytes:    s.maxBytes.Load(),
 		Messages:    int(s.messages),
 		FileBytes:   fileBytes,
 		Dropped:     map[string]uint64{DropTTL: 0, DropCap: 0, DropDeadLetter: 0, DropDeleted: 0},

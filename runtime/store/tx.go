@@ -33,6 +33,10 @@ type txState struct {
 	dropped, deadLetters    map[string]uint64
 	refused, appends, acked uint64
 	results                 []error
+
+	// trimStuck: trim found nothing to drop though usage is over trimLimit (see trim).
+	trimStuck bool
+	trimLimit int64
 }
 
 func (t *txState) begin(tx *bolt.Tx) {
@@ -128,20 +132,24 @@ func (t *txState) apply(o *op) (result, abort error) {
 
 func (t *txState) append(o *op) (error, error) {
 	cost := Cost(len(o.body), len(o.targets))
-	if limit := t.s.opts.MaxBytes; limit > 0 && t.bytes+cost > limit {
+	if limit := t.s.maxBytes.Load(); limit > 0 && t.bytes+cost > limit {
+		if cost > limit {
+			// The cap was lowered (SetMaxBytes) after Append checked it.
+			return fmt.Errorf("message costs %d bytes, MaxBytes is %d: %w", cost, limit, ErrTooLarge), nil
+		}
 		if t.s.opts.FullPolicy == RejectNew {
 			t.refused++
 			return fmt.Errorf("message of %d bytes, %d of %d bytes used: %w", cost, t.bytes, limit, ErrFull), nil
 		}
-		for t.bytes+cost > limit {
-			ok, err := t.dropOldest()
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				t.refused++
-				return fmt.Errorf("nothing left to drop, %d of %d bytes used: %w", t.bytes, limit, ErrFull), nil
-			}
+		// Make room under the cap; while a lowered cap is being trimmed to (usage over it),
+		// make room for this message only, so that usage does not grow meanwhile.
+		room := max(limit, t.bytes)
+		if _, err := t.dropUntil(room-cost, -1); err != nil {
+			return nil, err
+		}
+		if t.bytes+cost > room {
+			t.refused++
+			return fmt.Errorf("nothing left to drop, %d of %d bytes used: %w", t.bytes, limit, ErrFull), nil
 		}
 	}
 	id, err := t.bodies.NextSequence()
@@ -184,9 +192,23 @@ func (t *txState) append(o *op) (error, error) {
 	return nil, nil
 }
 
-// dropOldest deletes the entry victim picks among the lanes' first entries. It reports
-// false when every lane is empty.
-func (t *txState) dropOldest() (bool, error) {
+// laneHead is the first entry of a non-empty lane, while dropUntil runs.
+type laneHead struct {
+	w   *laneWork
+	seq uint64
+	e   entry
+}
+
+// dropUntil deletes entries in the order victim decides (lowest priority first, then the
+// entry enqueued first, across all queues) until t.bytes <= target, deleting at most budget
+// entries (negative: no bound). Each is counted as Dropped[DropCap]. It returns how many it
+// deleted; it stops early when every lane is empty. The lanes' heads are read once and only
+// the head of the lane dropped from is read again, so dropping n entries from L lanes costs
+// O(n*L) comparisons, not O(n*L) cursor seeks.
+func (t *txState) dropUntil(target int64, budget int) (int, error) {
+	if t.bytes <= target || budget == 0 {
+		return 0, nil
+	}
 	keys := make(map[laneKey]bool, len(t.s.lanes)+len(t.lanes))
 	for k := range t.s.lanes {
 		keys[k] = true
@@ -196,38 +218,66 @@ func (t *txState) dropOldest() (bool, error) {
 	}
 	var (
 		heads []head
-		works []*laneWork
-		seqs  []uint64
-		ents  []entry
+		lanes []laneHead
 	)
 	for k := range keys {
 		w, err := t.lane(k, false)
 		if err != nil {
-			return false, err
+			return 0, err
 		}
 		if w == nil || w.rec.len == 0 {
 			continue
 		}
-		key, v := w.b.Cursor().First()
-		if key == nil {
-			return false, fmt.Errorf("queues/%q/%d: %d entries recorded, none stored: %w", k.queue, k.prio, w.rec.len, ErrCorrupt)
-		}
-		seq, err := decodeU64(key)
+		lh, err := firstEntry(w)
 		if err != nil {
-			return false, fmt.Errorf("queues/%q/%d: %w", k.queue, k.prio, err)
+			return 0, err
 		}
-		e, err := decodeEntry(v)
+		heads = append(heads, head{queue: k.queue, prio: k.prio, enqueued: lh.e.enqueued})
+		lanes = append(lanes, lh)
+	}
+	n := 0
+	for t.bytes > target && (budget < 0 || n < budget) {
+		i := victim(heads)
+		if i < 0 {
+			break
+		}
+		lh := lanes[i]
+		if err := t.remove(lh.w, lh.seq, lh.e, DropCap); err != nil {
+			return n, err
+		}
+		n++
+		if lh.w.rec.len == 0 {
+			last := len(heads) - 1
+			heads[i], lanes[i] = heads[last], lanes[last]
+			heads, lanes = heads[:last], lanes[:last]
+			continue
+		}
+		next, err := firstEntry(lh.w)
 		if err != nil {
-			return false, fmt.Errorf("queues/%q/%d/%d: %w", k.queue, k.prio, seq, err)
+			return n, err
 		}
-		heads = append(heads, head{queue: k.queue, prio: k.prio, enqueued: e.enqueued})
-		works, seqs, ents = append(works, w), append(seqs, seq), append(ents, e)
+		lanes[i], heads[i].enqueued = next, next.e.enqueued
 	}
-	i := victim(heads)
-	if i < 0 {
-		return false, nil
+	return n, nil
+}
+
+// firstEntry reads the first entry of a lane that has some. The cursor is new each time:
+// a bbolt cursor may skip an element after a deletion.
+func firstEntry(w *laneWork) (laneHead, error) {
+	k := w.key
+	key, v := w.b.Cursor().First()
+	if key == nil {
+		return laneHead{}, fmt.Errorf("queues/%q/%d: %d entries recorded, none stored: %w", k.queue, k.prio, w.rec.len, ErrCorrupt)
 	}
-	return true, t.remove(works[i], seqs[i], ents[i], DropCap)
+	seq, err := decodeU64(key)
+	if err != nil {
+		return laneHead{}, fmt.Errorf("queues/%q/%d: %w", k.queue, k.prio, err)
+	}
+	e, err := decodeEntry(v)
+	if err != nil {
+		return laneHead{}, fmt.Errorf("queues/%q/%d/%d: %w", k.queue, k.prio, seq, err)
+	}
+	return laneHead{w: w, seq: seq, e: e}, nil
 }
 
 // remove deletes one entry and drops its reference on the body. reason "" is an ack.
