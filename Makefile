@@ -29,7 +29,7 @@ vet:
 lint: vet
 	scripts/check-docs.sh
 
-## run: the demo, a fake IoT Hub with a registered device, ready for clients
+## run: the demo: fake IoT Hub + an edge device (agent, edge hub, sensor, filter); RUNTIME=docker for containers
 run: build
 	scripts/run-demo.sh
 
@@ -37,9 +37,10 @@ run: build
 images:
 	scripts/images.sh
 
-## bench: benchmarks (see docs/benchmarks.md)
+## bench: the hub side by side with Mosquitto; writes docs/benchmarks.md and .png
+##        (BENCH_RUNS=N runs per case, BENCH_QUICK=1 for a short run)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./runtime/...
+	BENCH_COMMAND="make bench" GO=$(GO) scripts/bench.sh
 
 ## fuzz: run every fuzz target for FUZZTIME each (default 30s)
 fuzz:

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# bench.sh is `make bench`: it installs the reference broker (Mosquitto, Debian's
+# package) when missing, builds the edge hub, and runs the benchmark harness
+# (scripts/bench), which writes docs/benchmarks.md and docs/benchmarks.png.
+#
+# Environment: BENCH_RUNS (runs per case, default 5), BENCH_QUICK=1 (short runs),
+# BENCH_SCENARIOS (comma-separated subset), BENCH_PROFILE=auto|always|never.
+# Arguments are passed to the harness (go run ./scripts/bench -h lists them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+
+if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+  echo "== installing mosquitto (Debian package) as the reference broker"
+  # Keep the package's own service from starting: the harness runs its own instances.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq mosquitto >/dev/null
+fi
+
+echo "== building bin/edgehub (and the profiling build of the hub, .outpost/bin/profhub)"
+# Both from the same tree, at the same moment: the profile is of the code measured.
+mkdir -p bin .outpost/bin
+CGO_ENABLED=0 "$GO" build -trimpath -o bin/ ./cmd/edgehub
+CGO_ENABLED=0 "$GO" build -trimpath -o .outpost/bin/ ./scripts/bench/profhub
+
+echo "== running the benchmarks (docs/benchmarks.md)"
+export BENCH_COMMAND=${BENCH_COMMAND:-scripts/bench.sh}
+"$GO" run ./scripts/bench "$@"
