@@ -152,7 +152,8 @@ const stallEnv = "OUTPOST_REPRO_UPSTREAM_STALL"
 //
 // Known bug, so skipped unless OUTPOST_REPRO_UPSTREAM_STALL=1: a cut that lands while the
 // upstream pump hands a message to the link can block the pump for the link's write
-// timeout (upstream.Options.RequestTimeout, 30 s): upstream.Client.SendAsync calls paho's
+// timeout (now bounded by the link's keep-alive, 10 s by default; it was RequestTimeout,
+// 30 s; the real fix is to take Publish off the pump's goroutine): upstream.Client.SendAsync calls paho's
 // Publish on the pump's goroutine, and paho's Publish waits up to WriteTimeout for its
 // dead writer to take the packet (paho client.go, select on c.obound). Nothing is lost, but
 // nothing drains for 30 s after the link returns, and with a byte cap the already

@@ -110,7 +110,11 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		SetKeepAlive(c.opts.KeepAlive).
 		SetPingTimeout(max(c.opts.KeepAlive/2, time.Second/2)).
 		SetConnectTimeout(connectTimeout).
-		SetWriteTimeout(c.opts.RequestTimeout).
+		// How long a Publish may wait for paho's writer. When the link dies under load the
+		// writer is gone before paho marks the connection lost, and every Publish would
+		// wait this long, holding the hub's upstream pump: bound it by the keep-alive, the
+		// time within which a live link always gets a packet out.
+		SetWriteTimeout(min(c.opts.RequestTimeout, c.opts.KeepAlive)).
 		SetAutoReconnect(false). // Run reconnects, with a new token each time
 		SetConnectRetry(false).
 		SetResumeSubs(false).
