@@ -87,6 +87,8 @@ func startHub(ctx context.Context, label, bin, workdir string, publishers int, e
 		"--iothub-hostname", benchIoTHub, "--edge-device-id", benchDevice,
 		"--data-dir", filepath.Join(dir, "data"), "--config", cfgPath,
 		"--tls-addr", "127.0.0.1:0", "--plain-addr", "127.0.0.1:0",
+		// No metrics listener: its fixed default port may be taken by a running demo.
+		"--metrics-addr", "",
 		"--log-format", "json", "--log-level", "info",
 	}
 	if extra != nil {
