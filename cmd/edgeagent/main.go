@@ -88,6 +88,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/outpost-edge/outpost/cmd/internal/cli"
 	"github.com/outpost-edge/outpost/runtime/agent"
 	"github.com/outpost-edge/outpost/runtime/agent/docker"
 	"github.com/outpost-edge/outpost/runtime/agent/process"
@@ -154,12 +155,8 @@ type config struct {
 	caLifetime, serverLifetime, renewBefore time.Duration
 }
 
-// envPrefix starts the environment variable of every flag.
-const envPrefix = "EDGEAGENT_"
-
-func envName(name string) string {
-	return envPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-}
+// envPrefix starts the environment variable of every flag (cli.EnvName).
+const envPrefix = "EDGEAGENT"
 
 // parseConfig reads the flags in args over the environment (getenv) over
 // the defaults. It returns flag.ErrHelp when help was asked for (the usage
@@ -199,20 +196,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return nil
 	})
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: edgeagent --connection-string-file FILE [flags]\n       edgeagent --config FILE [flags]\n\nRuns the Outpost edge agent.\n\nFlags (each also read from %s<FLAG>, e.g. %s, or from the --config file):\n",
-			envPrefix, envName("data-dir"))
+		fmt.Fprintf(fs.Output(), "Usage: edgeagent --connection-string-file FILE [flags]\n       edgeagent --config FILE [flags]\n\nRuns the Outpost edge agent.\n\nFlags (each also read from %s_<FLAG>, e.g. %s, or from the --config file):\n",
+			envPrefix, cli.EnvName(envPrefix, "data-dir"))
 		fs.PrintDefaults()
 	}
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
-			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("environment variable %s=%q: %w", envName(f.Name), v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return config{}, envErr
+	if err := cli.ApplyEnv(fs, envPrefix, getenv); err != nil {
+		return config{}, err
 	}
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -224,6 +213,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			return config{}, err
 		}
 	}
+	formatErr := cli.CheckLogFormat(c.logFormat)
 	switch {
 	case fs.NArg() > 0:
 		return config{}, fmt.Errorf("unexpected argument %q; edgeagent takes flags only (edgeagent -h lists them)", fs.Arg(0))
@@ -244,27 +234,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			c.backoff.Unit, c.backoff.Cap, c.backoff.ResetAfter)
 	case c.backoff.MaxRestarts < 0:
 		return config{}, fmt.Errorf("--restart-max %d: want 0 (never give up) or more", c.backoff.MaxRestarts)
-	case c.logFormat != "text" && c.logFormat != "json":
-		return config{}, fmt.Errorf("--log-format %q: want text or json", c.logFormat)
+	case formatErr != nil:
+		return config{}, formatErr
 	case c.caLifetime < 0 || c.serverLifetime < 0 || c.renewBefore < 0:
 		return config{}, errors.New("--cert-ca-lifetime, --cert-server-lifetime and --cert-renew-before must not be negative")
 	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return config{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
+	if _, err := cli.ParseLevel(c.logLevel); err != nil {
+		return config{}, err
 	}
 	return c, nil
-}
-
-// newLogger builds the slog logger the flags ask for, writing to w.
-func newLogger(c config, w io.Writer) *slog.Logger {
-	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(c.logLevel)) // validated by parseConfig
-	opts := &slog.HandlerOptions{Level: lvl}
-	if c.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // readConnectionString reads the edge device's connection string. Errors
@@ -297,7 +275,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		fmt.Fprintf(stderr, "edgeagent: %v\n", err)
 		return exitUsage
 	}
-	logger := newLogger(c, stderr)
+	logger, err := cli.NewLogger(c.logFormat, c.logLevel, stderr)
+	if err != nil { // validated by parseConfig
+		fmt.Fprintf(stderr, "edgeagent: %v\n", err)
+		return exitUsage
+	}
 	device, err := readConnectionString(c.connectionStringFile)
 	if err != nil {
 		logger.Error("edgeagent: bad connection string", "err", err)

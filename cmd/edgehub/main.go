@@ -79,7 +79,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -87,6 +86,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/outpost-edge/outpost/cmd/internal/cli"
 	"github.com/outpost-edge/outpost/runtime/deployment"
 	"github.com/outpost-edge/outpost/runtime/hub"
 	"github.com/outpost-edge/outpost/runtime/hub/identities"
@@ -142,12 +142,8 @@ type config struct {
 	upstream        sas.ConnectionString
 }
 
-// envPrefix starts the environment variable of every flag.
-const envPrefix = "EDGEHUB_"
-
-func envName(name string) string {
-	return envPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-}
+// envPrefix starts the environment variable of every flag (cli.EnvName).
+const envPrefix = "EDGEHUB"
 
 // parseConfig reads the flags in args over the environment (getenv) over the defaults. It
 // returns flag.ErrHelp when help was asked for (the usage is then already printed).
@@ -172,20 +168,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.certsDir, "certs-dir", "", "serve the edge CA and server certificate of this directory (edgectl setup's certs/, renewed by the edge agent) instead of the hub's own in --data-dir; the hub only reads them")
 	addUpstreamFlags(fs, &c)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: edgehub [flags]\n\nRuns the Outpost edge hub.\n\nFlags (each also read from %s<FLAG>, e.g. %s):\n",
-			envPrefix, envName("data-dir"))
+		fmt.Fprintf(fs.Output(), "Usage: edgehub [flags]\n\nRuns the Outpost edge hub.\n\nFlags (each also read from %s_<FLAG>, e.g. %s):\n",
+			envPrefix, cli.EnvName(envPrefix, "data-dir"))
 		fs.PrintDefaults()
 	}
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
-			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("environment variable %s=%q: %w", envName(f.Name), v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return config{}, envErr
+	if err := cli.ApplyEnv(fs, envPrefix, getenv); err != nil {
+		return config{}, err
 	}
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -193,6 +181,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := resolveUpstream(&c, getenv); err != nil {
 		return config{}, err
 	}
+	formatErr := cli.CheckLogFormat(c.logFormat)
 	switch {
 	case fs.NArg() > 0:
 		return config{}, fmt.Errorf("unexpected argument %q; edgehub takes flags only (edgehub -h lists them)", fs.Arg(0))
@@ -204,8 +193,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return config{}, errors.New("--data-dir must not be empty")
 	case c.tlsAddr == "":
 		return config{}, errors.New("--tls-addr must not be empty")
-	case c.logFormat != "text" && c.logFormat != "json":
-		return config{}, fmt.Errorf("--log-format %q: want text or json", c.logFormat)
+	case formatErr != nil:
+		return config{}, formatErr
 	case c.maxMessageSize <= 0:
 		return config{}, fmt.Errorf("--max-message-size %d: want a positive number of bytes", c.maxMessageSize)
 	case c.storeMaxBytes < 0:
@@ -214,9 +203,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if _, err := parsePolicy(c.storeFullPolicy); err != nil {
 		return config{}, err
 	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return config{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
+	if _, err := cli.ParseLevel(c.logLevel); err != nil {
+		return config{}, err
 	}
 	return c, nil
 }
@@ -228,17 +216,6 @@ func parsePolicy(s string) (store.Policy, error) {
 		}
 	}
 	return 0, fmt.Errorf("--store-full-policy %q: want %s or %s", s, store.RejectNew, store.DropOldest)
-}
-
-// newLogger builds the slog logger the flags ask for, writing to w.
-func newLogger(c config, w io.Writer) *slog.Logger {
-	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(c.logLevel)) // validated by parseConfig
-	opts := &slog.HandlerOptions{Level: lvl}
-	if c.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // initialConfig is the --config file.
@@ -278,7 +255,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		fmt.Fprintf(stderr, "edgehub: %v\n", err)
 		return exitUsage
 	}
-	logger := newLogger(c, stderr)
+	logger, err := cli.NewLogger(c.logFormat, c.logLevel, stderr)
+	if err != nil { // validated by parseConfig
+		fmt.Fprintf(stderr, "edgehub: %v\n", err)
+		return exitUsage
+	}
 	var ic *initialConfig
 	if c.configFile != "" {
 		if ic, err = readInitialConfig(c.configFile); err != nil {

@@ -32,6 +32,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/outpost-edge/outpost/cmd/internal/cli"
 	"github.com/outpost-edge/outpost/fakehub"
 )
 
@@ -84,13 +85,8 @@ func (l listFlag) Set(v string) error {
 	return nil
 }
 
-// envPrefix starts the environment variable of every flag.
-const envPrefix = "FAKEHUB_"
-
-// envName returns the environment variable that sets flag name.
-func envName(name string) string {
-	return envPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-}
+// envPrefix starts the environment variable of every flag (cli.EnvName).
+const envPrefix = "FAKEHUB"
 
 // parseConfig reads the flags in args over the environment (getenv) over the defaults.
 // It returns flag.ErrHelp when help was asked for (the usage is then already printed).
@@ -111,21 +107,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.BoolVar(&c.logEvents, "log-events", false, "log every captured device-to-cloud message (sender, properties, body) at info level")
 	fs.Var(listFlag{&c.edgeDevices}, "edge-device", "IoT Edge device id to create at start if absent (repeatable, or comma-separated); connection string as for --device")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: fakehub [flags]\n\nRuns a fake Azure IoT Hub (see docs/fakehub.md).\n\nFlags (each also read from %s<FLAG>, e.g. %s):\n",
-			envPrefix, envName("data-dir"))
+		fmt.Fprintf(fs.Output(), "Usage: fakehub [flags]\n\nRuns a fake Azure IoT Hub (see docs/fakehub.md).\n\nFlags (each also read from %s_<FLAG>, e.g. %s):\n",
+			envPrefix, cli.EnvName(envPrefix, "data-dir"))
 		fs.PrintDefaults()
 	}
 
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
-			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("environment variable %s=%q: %w", envName(f.Name), v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return config{}, envErr
+	if err := cli.ApplyEnv(fs, envPrefix, getenv); err != nil {
+		return config{}, err
 	}
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -133,12 +121,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected argument %q; fakehub takes flags only (fakehub -h lists them)", fs.Arg(0))
 	}
-	if c.logFormat != "text" && c.logFormat != "json" {
-		return config{}, fmt.Errorf("--log-format %q: want text or json", c.logFormat)
+	if err := cli.CheckLogFormat(c.logFormat); err != nil {
+		return config{}, err
 	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return config{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
+	if _, err := cli.ParseLevel(c.logLevel); err != nil {
+		return config{}, err
 	}
 	if c.dataDir == "" {
 		return config{}, errors.New("--data-dir must not be empty")
@@ -147,17 +134,6 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return config{}, errors.New("--mqtt-addr and --http-addr must not be empty")
 	}
 	return c, nil
-}
-
-// newLogger builds the slog logger the flags ask for, writing to w.
-func newLogger(c config, w io.Writer) *slog.Logger {
-	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(c.logLevel)) // validated by parseConfig
-	opts := &slog.HandlerOptions{Level: lvl}
-	if c.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // serviceConnectionStringFile is the file, in the data directory, where the hub writes
@@ -174,7 +150,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		fmt.Fprintf(stderr, "fakehub: %v\n", err)
 		return exitUsage
 	}
-	logger := newLogger(c, stderr)
+	logger, err := cli.NewLogger(c.logFormat, c.logLevel, stderr)
+	if err != nil { // validated by parseConfig
+		fmt.Fprintf(stderr, "fakehub: %v\n", err)
+		return exitUsage
+	}
 
 	s := &fakehub.Server{
 		Hostname:      c.hostname,
