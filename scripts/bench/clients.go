@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -40,9 +39,6 @@ func parsePayload(b []byte) (id uint64, sent time.Duration, ok bool) {
 
 // connectTimeout bounds one CONNECT and one SUBSCRIBE.
 const connectTimeout = 10 * time.Second
-
-// errLost is set when a load client's connection drops during a run.
-var errLost = errors.New("connection lost")
 
 // connect opens a paho client to addr as spec, with automatic reconnection off: a
 // dropped connection fails the run rather than hiding in a retry. lost receives the

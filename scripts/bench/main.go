@@ -79,7 +79,7 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	fs.StringVar(&o.Mosquitto, "mosquitto", "", "the mosquitto binary (default: from PATH, else /usr/sbin/mosquitto)")
 	fs.StringVar(&o.Go, "go", envOr(getenv, "GO", "go"), "the go command (GO)")
 	fs.StringVar(&o.Workdir, "workdir", ".outpost/bench", "scratch directory for the brokers' data (emptied first)")
-	fs.DurationVar(&o.QuietWait, "quiet-wait", 20*time.Second, "before each run, wait up to this long for the machine to be quiet (other processes' CPU below 30% of one core for 1s); 0: do not wait")
+	fs.DurationVar(&o.QuietWait, "quiet-wait", 5*time.Second, "before each run, wait up to this long for the machine to be quiet (other processes' CPU below 30% of one core for 1s); 0: do not wait")
 	fs.BoolVar(&o.verbose, "v", false, "log each broker's last log lines after each run (debug)")
 	fs.StringVar(&o.out, "out", "docs/benchmarks.md", "the report")
 	fs.StringVar(&o.chart, "chart", "docs/benchmarks.png", "the chart (next to the report, which links it by name)")

@@ -140,6 +140,7 @@ Showing nodes accounting for 256.40s, 100% of 256.46s total
    256.39s   100%   100%    256.39s   100%  runtime.selectgo
          0     0%   100%     94.23s 36.74%  github.com/outpost-edge/outpost/runtime/store.(*Store).submit
          0     0%   100%      5.67s  2.21%  github.com/outpost-edge/outpost/runtime/hub.(*pump).run
+         0     0%   100%      4.70s  2.23%  github.com/outpost-edge/outpost/runtime/hub.(*deliverer).deliver (inline)
          0     0%   100%    250.5ms  0.1%  github.com/mochi-mqtt/server/v2.(*Client).Read
          0     0%   100%     1.50mins  40%  main.long
 `
@@ -155,6 +156,7 @@ Showing nodes accounting for 256.40s, 100% of 256.46s total
 		"runtime.selectgo":                               256390 * time.Millisecond,
 		"runtime/store.(*Store).submit":                  94230 * time.Millisecond,
 		"runtime/hub.(*pump).run":                        5670 * time.Millisecond,
+		"runtime/hub.(*deliverer).deliver":               4700 * time.Millisecond,
 		"github.com/mochi-mqtt/server/v2.(*Client).Read": 250500 * time.Microsecond,
 		"main.long": 90 * time.Second,
 	}

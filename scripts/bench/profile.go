@@ -147,13 +147,24 @@ func blockFacts(ctx context.Context, s *settings, bin, cpu, block string, publis
 	if err != nil {
 		return "", err
 	}
+	// The pump's send (one delivery, up to the module's PUBACK), its loop, and the store
+	// call an ingesting client waits in. A missing one means the code changed: say so
+	// rather than report zero.
+	var pumpRun, deliver, submit time.Duration
+	for name, v := range map[string]*time.Duration{
+		"runtime/hub.(*pump).run": &pumpRun, "runtime/hub.(*pump).send": &deliver, "runtime/store.(*Store).submit": &submit,
+	} {
+		d, ok := cum[name]
+		if !ok {
+			return "", fmt.Errorf("%s is not in the block profile (renamed?): update blockFacts", name)
+		}
+		*v = d
+	}
 	pct := func(d, of time.Duration) string { return fmt.Sprintf("%.0f%%", 100*float64(d)/float64(of)) }
-	pumpRun, deliver := cum["runtime/hub.(*pump).run"], cum["runtime/hub.(*deliverer).deliver"]
-	submit := cum["runtime/store.(*Store).submit"]
 	clientTime := time.Duration(publishers) * dur
 	secs := func(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) + " s" }
-	return fmt.Sprintf("Over the hub's %s life, the block profile shows the endpoint pump waiting for the module's "+
-		"PUBACK (`deliverer.deliver`) %s (%s of the time) and for work (its queue empty) %s; the %d publishers' read "+
+	return fmt.Sprintf("Over the hub's %s life, the block profile shows the endpoint pump waiting in its deliveries "+
+		"(`pump.send`, up to the module's PUBACK) %s (%s of the time) and for work (its queue empty) %s; the %d publishers' read "+
 		"goroutines waited for their commits (`store.(*Store).submit`) %s of %s (%s).",
 		secs(dur), secs(deliver), pct(deliver, dur), secs(max(0, pumpRun-deliver)), publishers,
 		secs(submit), secs(clientTime), pct(submit, clientTime)), nil
@@ -188,7 +199,8 @@ func pprofCumulative(out string) (map[string]time.Duration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("pprof line %q: %w", strings.TrimSpace(line), err)
 		}
-		cum[strings.TrimPrefix(strings.Join(f[5:], " "), "github.com/outpost-edge/outpost/")] = d
+		name := strings.TrimSuffix(strings.Join(f[5:], " "), " (inline)")
+		cum[strings.TrimPrefix(name, "github.com/outpost-edge/outpost/")] = d
 	}
 	if !header {
 		return nil, fmt.Errorf("pprof output has no table")

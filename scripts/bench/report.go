@@ -116,7 +116,7 @@ memory, store, profile).
   like Go's sockets). A fresh broker is started for every run.
 - Load clients are paho (github.com/eclipse/paho.mqtt.golang) in the harness process, MQTT 3.1.1 over the plain
   listeners; hub clients authenticate as modules with SAS tokens.
-- Before each run the harness waits (at most ` + "`-quiet-wait`" + `, 20 s) for the machine to be quiet: other
+- Before each run the harness waits (at most ` + "`-quiet-wait`" + `, 5 s) for the machine to be quiet: other
   processes using less than 30% of one core over a second. The "others' CPU" columns show what the rest
   of the machine used during the runs anyway.
 - Every run has a hard time limit and every scenario one too; a run that fails or times out is listed under its

@@ -60,6 +60,7 @@ func main() {
 	fs.DurationVar(&c.sweepInterval, "store-sweep-interval", 0, "store.Options.SweepInterval (0: the store's default)")
 	fs.BoolVar(&c.noSync, "store-nosync", false, "store.Options.NoSync: no fsync (experiments only)")
 	_ = fs.String("tls-addr", "", "ignored: profhub serves plain MQTT only")
+	_ = fs.String("metrics-addr", "", "ignored: profhub serves no metrics")
 	_ = fs.String("log-format", "json", "ignored: profhub logs JSON")
 	_ = fs.String("log-level", "info", "ignored: profhub logs at info")
 	_ = fs.Parse(os.Args[1:]) // ExitOnError
