@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/outpost-edge/outpost/fakehub/fakehubtest"
 	"github.com/outpost-edge/outpost/runtime/hub/identities"
 	"github.com/outpost-edge/outpost/runtime/iothub"
-	"github.com/outpost-edge/outpost/runtime/moduleclient"
 	"github.com/outpost-edge/outpost/runtime/sas"
 )
 
@@ -91,17 +89,7 @@ func TestRun_PerClientMode(t *testing.T) {
 	addr := readyAddress(t, logs)
 	go io.Copy(io.Discard, logs)
 
-	cs, err := sas.ParseConnectionString(moduleCS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs.GatewayHostName = "127.0.0.1"
-	_, hubPort, _ := net.SplitHostPort(addr)
-	p, _ := strconv.Atoi(hubPort)
-	m1, err := moduleclient.New(cs, moduleclient.Options{Plain: true, Port: p})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m1 := plainModuleClient(t, addr, moduleCS)
 	defer m1.Close()
 	cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
 	defer ccancel()

@@ -105,17 +105,7 @@ func TestRun_UpstreamLink(t *testing.T) {
 	addr := readyAddress(t, logs)
 	go io.Copy(io.Discard, logs)
 
-	cs, err := sas.ParseConnectionString(moduleCS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs.GatewayHostName = "127.0.0.1"
-	_, hubPort, _ := net.SplitHostPort(addr)
-	p, _ := strconv.Atoi(hubPort)
-	m1, err := moduleclient.New(cs, moduleclient.Options{Plain: true, Port: p})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m1 := plainModuleClient(t, addr, moduleCS)
 	defer m1.Close()
 	// The first connection is refused until the link is up (nobody can vouch for m1 yet).
 	deadline := time.Now().Add(10 * time.Second)
@@ -157,4 +147,22 @@ func TestRun_UpstreamLink(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return after cancel")
 	}
+}
+
+// plainModuleClient returns a module client for moduleCS that reaches the edge hub at addr
+// (its plain listener) through the gateway host name 127.0.0.1.
+func plainModuleClient(t *testing.T, addr, moduleCS string) *moduleclient.Client {
+	t.Helper()
+	cs, err := sas.ParseConnectionString(moduleCS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.GatewayHostName = "127.0.0.1"
+	_, hubPort, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(hubPort)
+	c, err := moduleclient.New(cs, moduleclient.Options{Plain: true, Port: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
