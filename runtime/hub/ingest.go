@@ -64,7 +64,7 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 }
 
 // ingest handles one PUBLISH that passed the ACL: telemetry is stamped, routed and stored;
-// twin and method requests are acknowledged and ignored in this version. A non-nil error
+// twin requests and method responses go to handleRequest (twin_requests.go). A non-nil error
 // refuses the publish (the caller closes the connection); it has been logged and counted.
 func (s *Server) ingest(cl *mqtt.Client, pk packets.Packet) error {
 	t, err := iothub.ParseTopic(pk.TopicName)
