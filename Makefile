@@ -3,10 +3,12 @@
 
 GO        ?= go
 FUZZTIME  ?= 30s
+DURATION  ?= 30m
+SOAK_CYCLE ?= 0s
 BIN       := bin
 CMDS      := $(notdir $(wildcard cmd/*))
 
-.PHONY: all build test test-short vet lint run images bench fuzz clean
+.PHONY: all build test test-short vet lint run images bench soak fuzz clean
 
 all: build
 
@@ -41,6 +43,13 @@ images:
 ##        (BENCH_RUNS=N runs per case, BENCH_QUICK=1 for a short run)
 bench:
 	BENCH_COMMAND="make bench" GO=$(GO) scripts/bench.sh
+
+## soak: steady traffic through the edge hub with network cuts and hub restarts for
+##       DURATION (default 30m; SOAK_CYCLE=5m one cut and one restart per cycle);
+##       samples and summary in .outpost/soak
+soak:
+	$(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v ./cmd/edgehub \
+		-args -soak.duration=$(DURATION) -soak.cycle=$(SOAK_CYCLE) -soak.sample=5s -soak.out=.outpost/soak
 
 ## fuzz: run every fuzz target for FUZZTIME each (default 30s)
 fuzz:

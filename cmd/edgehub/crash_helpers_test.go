@@ -123,9 +123,10 @@ func newCloud(t *testing.T, dir string, modules, leaves int) *cloud {
 
 // hubProcess is one run of the edgehub binary.
 type hubProcess struct {
-	cmd    *exec.Cmd
-	plain  string        // its plain MQTT address
-	exited chan struct{} // closed once it has exited and been reaped
+	cmd     *exec.Cmd
+	plain   string        // its plain MQTT address
+	metrics string        // its metrics address, when --metrics-addr enabled it
+	exited  chan struct{} // closed once it has exited and been reaped
 }
 
 // hubRunner starts, kills and restarts the edgehub binary with the same arguments (so on
@@ -189,7 +190,12 @@ func (h *hubRunner) start() {
 		cmd.Wait()
 		close(p.exited)
 	}()
-	ready := make(chan string, 1)
+	type readyLine struct {
+		Msg     string `json:"msg"`
+		Plain   string `json:"plain_address"`
+		Metrics string `json:"metrics_address"`
+	}
+	ready := make(chan readyLine, 1)
 	go func() { // copies the log until the process exits, and spots the ready line
 		defer pr.Close()
 		defer logf.Close()
@@ -201,18 +207,16 @@ func (h *hubRunner) start() {
 			if found {
 				continue
 			}
-			var line struct {
-				Msg   string `json:"msg"`
-				Plain string `json:"plain_address"`
-			}
+			var line readyLine
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "edgehub ready" {
 				found = true
-				ready <- line.Plain
+				ready <- line
 			}
 		}
 	}()
 	select {
-	case p.plain = <-ready:
+	case line := <-ready:
+		p.plain, p.metrics = line.Plain, line.Metrics
 		h.addr.Store(p.plain)
 	case <-p.exited:
 		h.t.Fatalf("edgehub (start %d) exited before it was ready: %v\n%s", h.starts, cmd.ProcessState, h.logTail(20))
@@ -236,6 +240,27 @@ func (h *hubRunner) kill() {
 	}
 	h.cur.Store(nil)
 }
+
+// stop sends SIGTERM to the hub and waits until it has exited (SIGKILL after 15 s, which
+// fails the test: the hub must stop cleanly). It does nothing when no hub is running.
+func (h *hubRunner) stop() {
+	p := h.cur.Load()
+	if p == nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(15 * time.Second):
+		h.t.Errorf("edgehub pid %d did not stop within 15s of SIGTERM", p.cmd.Process.Pid)
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.exited
+	}
+	h.cur.Store(nil)
+}
+
+// current is the hub process last started, nil when none runs.
+func (h *hubRunner) current() *hubProcess { return h.cur.Load() }
 
 // alive reports whether the current hub process is running.
 func (h *hubRunner) alive() bool {
@@ -286,6 +311,7 @@ type publisher struct {
 	cs       sas.ConnectionString
 	bodySize int
 	addr     func() string
+	interval time.Duration // pause after each acknowledged publish; 0: as fast as acknowledged
 
 	mu        sync.Mutex
 	next      int
@@ -375,6 +401,9 @@ func (p *publisher) publishLoop(ctx context.Context, c paho.Client) {
 		if !ok {
 			return
 		}
+		if p.interval > 0 {
+			sleepCtx(ctx, p.interval)
+		}
 	}
 }
 
@@ -447,9 +476,15 @@ type fleet struct {
 
 // startFleet starts one publisher per sender; stop (also on cleanup) ends them.
 func startFleet(t *testing.T, senders []sas.ConnectionString, bodySize int, addr func() string) *fleet {
+	return startPacedFleet(t, senders, bodySize, 0, addr)
+}
+
+// startPacedFleet is startFleet with publishers pausing interval after each acknowledged
+// publish.
+func startPacedFleet(t *testing.T, senders []sas.ConnectionString, bodySize int, interval time.Duration, addr func() string) *fleet {
 	f := &fleet{}
 	for _, cs := range senders {
-		f.pubs = append(f.pubs, &publisher{cs: cs, bodySize: bodySize, addr: addr})
+		f.pubs = append(f.pubs, &publisher{cs: cs, bodySize: bodySize, addr: addr, interval: interval})
 	}
 	f.resume()
 	t.Cleanup(f.stop)
@@ -542,6 +577,18 @@ func (d delivery) missingCount() int {
 
 // check compares the cloud's events with the fleet's acknowledged messages.
 func (f *fleet) check(s *fakehub.Server) delivery {
+	events := s.Events(0, 0)
+	if len(events) > 0 && events[0].Seq != 1 {
+		// The fake hub keeps the last 100,000 events; the tests stay well below that, or
+		// collect the events as they come (soak_test.go) and call compare.
+		return delivery{corrupt: []string{fmt.Sprintf("test bug: IoT Hub's event ring overflowed (it starts at event %d), the comparison is void", events[0].Seq)}}
+	}
+	return f.compare(events)
+}
+
+// compare compares events (every event IoT Hub received, oldest first) with the fleet's
+// acknowledged messages.
+func (f *fleet) compare(events []fakehub.Event) delivery {
 	d := delivery{missing: map[string][]int{}}
 	bySender := map[string]*publisher{}
 	for _, p := range f.pubs {
@@ -550,12 +597,6 @@ func (f *fleet) check(s *fakehub.Server) delivery {
 	}
 	seen := map[string]map[int]int{}
 	maxSeq := map[string]int{}
-	events := s.Events(0, 0)
-	if len(events) > 0 && events[0].Seq != 1 {
-		// The fake hub keeps the last 100,000 events; the tests stay well below that.
-		d.corrupt = append(d.corrupt, fmt.Sprintf("test bug: IoT Hub's event ring overflowed (it starts at event %d), the comparison is void", events[0].Seq))
-		return d
-	}
 	for _, ev := range events {
 		from := sas.Identity{DeviceID: ev.DeviceID, ModuleID: ev.ModuleID}.String()
 		p := bySender[from]
