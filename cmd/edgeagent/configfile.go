@@ -10,11 +10,9 @@ import (
 	"os"
 	"sort"
 	"strconv"
-)
 
-// configFlag is the flag naming the configuration file; it cannot be set
-// from the file itself.
-const configFlag = "config"
+	"github.com/outpost-edge/outpost/cmd/internal/cli"
+)
 
 // maxConfigFileBytes bounds the configuration file.
 const maxConfigFileBytes = 1 << 20
@@ -31,11 +29,13 @@ type configFile struct {
 // configFileSchema is the schemaVersion edgeagent understands.
 const configFileSchema = "1"
 
-// applyConfigFile sets, from the file at path, every flag of fs that was
-// not set on the command line or by an environment variable (set), so
-// that the precedence is: command line, environment, file, defaults.
-// Errors name the file and the setting, never a value.
-func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) error {
+// applyConfigFile sets, from edge.json at path, every flag of fs that
+// the command line and the environment left alone (s), before the TOML
+// configuration file does: the precedence is command line, environment,
+// edge.json, TOML file, defaults. edge.json is the device's own set-up,
+// written by edgectl setup; the TOML file is a site's defaults. Errors name
+// the file and the setting, never a value.
+func applyConfigFile(s *cli.Settings, fs *flag.FlagSet, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("--config: %w", err)
@@ -64,17 +64,14 @@ func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) error {
 	}
 	sort.Strings(names) // errors in a stable order
 	for _, name := range names {
-		if name == configFlag || fs.Lookup(name) == nil {
+		if name == configFlag || name == settingsFileFlag || name == printConfigFlag || fs.Lookup(name) == nil {
 			return fmt.Errorf("--config %q: agent.%s is not a setting of edgeagent (the keys are its flag names, see edgeagent -h)", path, name)
 		}
 		v, err := flagValue(cf.Agent[name])
 		if err != nil {
 			return fmt.Errorf("--config %q: agent.%s: %w", path, name, err)
 		}
-		if set[name] {
-			continue
-		}
-		if err := fs.Set(name, v); err != nil {
+		if _, err := s.Fill(name, v, cli.Origin{Source: cli.SourceFile, Name: path}); err != nil {
 			return fmt.Errorf("--config %q: agent.%s: %w", path, name, err)
 		}
 	}

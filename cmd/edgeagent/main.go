@@ -13,7 +13,7 @@
 //	          [--service-url URL] [--mqtt-port N] [--reconcile-period D]
 //	          [--restart-backoff-unit D] [--restart-backoff-cap D] [--restart-reset-after D] [--restart-max N]
 //	          [--log-format text|json] [--log-level debug|info|warn|error]
-//	          [--config FILE] [--runtime-start-time TIME]
+//	          [--config FILE] [--config-file FILE] [--print-config] [--runtime-start-time TIME]
 //	          [--certs-dir DIR] [--cert-ca-lifetime D] [--cert-server-lifetime D] [--cert-renew-before D]
 //
 // The connection string file holds the edge device's connection string
@@ -46,15 +46,26 @@
 //
 // Every flag can also be set with an environment variable, EDGEAGENT_
 // followed by the flag name in upper case with '-' as '_'
-// (EDGEAGENT_DATA_DIR, ...), or in the file --config names: edgectl
-// setup's edge.json, a JSON object whose "agent" member maps flag names to
-// values (strings, numbers or booleans; other members are edgectl's):
+// (EDGEAGENT_DATA_DIR, ...), in the file --config names: edgectl setup's
+// edge.json, a JSON object whose "agent" member maps flag names to values
+// (strings, numbers or booleans; other members are edgectl's):
 //
 //	{"schemaVersion": "1", "agent": {"connection-string-file": "/var/lib/outpost/device-connection-string",
 //	  "data-dir": "/var/lib/outpost", "gateway-hostname": "edge1.local", "mqtt-port": 8883}}
 //
-// The command line wins over the environment, which wins over the file.
-// It logs to stderr.
+// or in the TOML file --config-file names, whose keys are the flag names
+// too (docs/config/edgeagent.toml lists them all with their defaults). The
+// command line wins over the environment, which wins over edge.json (the
+// device's own set-up), which wins over the TOML file (a site's defaults).
+// --print-config prints the effective configuration, with where each value
+// came from, and exits. docs/configuration.md has the details.
+//
+// The agent tells the modules where edgeHub listens: the gateway host name
+// in their connection strings, and the port in OUTPOST_MQTT_PORT when
+// edgeHub's env (EDGEHUB_TLS_ADDR) or createOptions.Cmd (--tls-addr) sets
+// one other than 8883.
+//
+// It logs to stderr (--log-format text or json).
 //
 // Pulls use the deployment's registryCredentials, else the logins stored by
 // edgectl login in registries.json in the data directory (re-read when it
@@ -92,7 +103,6 @@ import (
 	"github.com/outpost-edge/outpost/runtime/agent"
 	"github.com/outpost-edge/outpost/runtime/agent/docker"
 	"github.com/outpost-edge/outpost/runtime/agent/process"
-	"github.com/outpost-edge/outpost/runtime/agent/restart"
 	"github.com/outpost-edge/outpost/runtime/moduleclient"
 	"github.com/outpost-edge/outpost/runtime/sas"
 )
@@ -128,123 +138,6 @@ const (
 	runtimeDocker  = "docker"
 )
 
-// config holds the command's settings.
-type config struct {
-	connectionStringFile string
-	dataDir              string
-	runtime              string
-	imageDir             string
-	gatewayHostName      string
-	parentHostName       string
-	caFile               string
-	moduleCAFile         string
-	serviceURL           string
-	mqttPort             int
-	period               time.Duration
-	backoff              restart.Policy // restart back-off: unit, cap, reset, give-up limit
-	logFormat            string
-	logLevel             string
-	// configFile is --config: the file the other settings may come from.
-	configFile string
-	// runtimeStart is --runtime-start-time: when the runtime was last
-	// started (edgectl start); zero when not given.
-	runtimeStart time.Time
-	// certsDir and the lifetimes are the edge certificates the agent
-	// renews (none when certsDir is empty).
-	certsDir                                string
-	caLifetime, serverLifetime, renewBefore time.Duration
-}
-
-// envPrefix starts the environment variable of every flag (cli.EnvName).
-const envPrefix = "EDGEAGENT"
-
-// parseConfig reads the flags in args over the environment (getenv) over
-// the defaults. It returns flag.ErrHelp when help was asked for (the usage
-// is then already printed).
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
-	var c config
-	fs := flag.NewFlagSet("edgeagent", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&c.connectionStringFile, "connection-string-file", "", "file holding the edge device's connection string (required)")
-	fs.StringVar(&c.dataDir, "data-dir", "./edgeagent-data", "directory for the agent's state (and the process runtime's modules)")
-	fs.StringVar(&c.runtime, "runtime", runtimeProcess, "module runtime: process or docker")
-	fs.StringVar(&c.imageDir, "image-dir", "", "process runtime: directory where registry-style images resolve to executables")
-	fs.StringVar(&c.gatewayHostName, "gateway-hostname", "localhost", "the edge device's host name, where modules reach edgeHub")
-	fs.StringVar(&c.parentHostName, "parent-hostname", "", "nested edge: the parent edge device's host name")
-	fs.StringVar(&c.caFile, "ca-file", "", "PEM CA to trust for the hub (MQTT and HTTPS), also given to edgeHub; system roots when empty")
-	fs.StringVar(&c.moduleCAFile, "module-ca-file", "", "PEM CA of edgeHub's certificate, given to modules as EdgeModuleCACertificateFile")
-	fs.StringVar(&c.serviceURL, "service-url", "", "IoT Hub service API base URL for module identities; default https://<HostName>")
-	fs.IntVar(&c.mqttPort, "mqtt-port", moduleclient.DefaultPort, "MQTT over TLS port of the hub (or of the parent)")
-	fs.DurationVar(&c.period, "reconcile-period", agent.DefaultPeriod, "reconcile at least this often")
-	fs.DurationVar(&c.backoff.Unit, "restart-backoff-unit", restart.DefaultUnit, "first restart back-off; it doubles after each restart")
-	fs.DurationVar(&c.backoff.Cap, "restart-backoff-cap", restart.DefaultCap, "longest restart back-off")
-	fs.DurationVar(&c.backoff.ResetAfter, "restart-reset-after", restart.DefaultResetAfter, "a module running healthy this long has its restart count reset")
-	fs.IntVar(&c.backoff.MaxRestarts, "restart-max", 0, "give a module up (status failed) after this many restarts; 0 never gives up")
-	fs.StringVar(&c.logFormat, "log-format", "text", "log format on stderr: text or json")
-	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error (also given to modules as RuntimeLogLevel)")
-	fs.StringVar(&c.certsDir, "certs-dir", "", "directory of the edge CA and the edge hub's server certificate (edgectl setup's certs/), kept valid by the agent: created when missing, renewed before they expire")
-	fs.DurationVar(&c.caLifetime, "cert-ca-lifetime", 0, "lifetime of a new edge CA certificate (default 10 years)")
-	fs.DurationVar(&c.serverLifetime, "cert-server-lifetime", 0, "lifetime of a new server certificate (default 1 year)")
-	fs.DurationVar(&c.renewBefore, "cert-renew-before", 0, "renew certificates this long before they expire (default 30 days, or a third of the shorter lifetime)")
-	fs.StringVar(&c.configFile, configFlag, "", `JSON file whose "agent" object sets flags by name (edgectl setup's edge.json); flags and environment variables win`)
-	fs.Func("runtime-start-time", "RFC 3339 time the runtime was started (edgectl start passes it): modules that exited before it, or before the host booted, are started again whatever their restart policy", func(v string) error {
-		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			return fmt.Errorf("want an RFC 3339 time: %w", err)
-		}
-		c.runtimeStart = t
-		return nil
-	})
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: edgeagent --connection-string-file FILE [flags]\n       edgeagent --config FILE [flags]\n\nRuns the Outpost edge agent.\n\nFlags (each also read from %s_<FLAG>, e.g. %s, or from the --config file):\n",
-			envPrefix, cli.EnvName(envPrefix, "data-dir"))
-		fs.PrintDefaults()
-	}
-	if err := cli.ApplyEnv(fs, envPrefix, getenv); err != nil {
-		return config{}, err
-	}
-	if err := fs.Parse(args); err != nil {
-		return config{}, err
-	}
-	if c.configFile != "" {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		if err := applyConfigFile(fs, c.configFile, set); err != nil {
-			return config{}, err
-		}
-	}
-	formatErr := cli.CheckLogFormat(c.logFormat)
-	switch {
-	case fs.NArg() > 0:
-		return config{}, fmt.Errorf("unexpected argument %q; edgeagent takes flags only (edgeagent -h lists them)", fs.Arg(0))
-	case c.connectionStringFile == "":
-		return config{}, errors.New("--connection-string-file is required")
-	case c.dataDir == "":
-		return config{}, errors.New("--data-dir must not be empty")
-	case c.runtime != runtimeProcess && c.runtime != runtimeDocker:
-		return config{}, fmt.Errorf("--runtime %q: want %s or %s", c.runtime, runtimeProcess, runtimeDocker)
-	case c.gatewayHostName == "":
-		return config{}, errors.New("--gateway-hostname must not be empty")
-	case c.mqttPort <= 0 || c.mqttPort > 65535:
-		return config{}, fmt.Errorf("--mqtt-port %d: want 1..65535", c.mqttPort)
-	case c.period <= 0:
-		return config{}, fmt.Errorf("--reconcile-period %s: want a positive duration", c.period)
-	case c.backoff.Unit <= 0 || c.backoff.Cap < c.backoff.Unit || c.backoff.ResetAfter <= 0:
-		return config{}, fmt.Errorf("restart back-off: --restart-backoff-unit %s, --restart-backoff-cap %s, --restart-reset-after %s: want positive durations with the cap at least the unit",
-			c.backoff.Unit, c.backoff.Cap, c.backoff.ResetAfter)
-	case c.backoff.MaxRestarts < 0:
-		return config{}, fmt.Errorf("--restart-max %d: want 0 (never give up) or more", c.backoff.MaxRestarts)
-	case formatErr != nil:
-		return config{}, formatErr
-	case c.caLifetime < 0 || c.serverLifetime < 0 || c.renewBefore < 0:
-		return config{}, errors.New("--cert-ca-lifetime, --cert-server-lifetime and --cert-renew-before must not be negative")
-	}
-	if _, err := cli.ParseLevel(c.logLevel); err != nil {
-		return config{}, err
-	}
-	return c, nil
-}
-
 // readConnectionString reads the edge device's connection string. Errors
 // never quote the file's content.
 func readConnectionString(path string) (sas.ConnectionString, error) {
@@ -267,13 +160,20 @@ func readConnectionString(path string) (sas.ConnectionString, error) {
 
 // run runs the agent until ctx is done and returns the process exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	c, err := parseConfig(args, getenv, stderr)
+	c, settings, err := loadConfig(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "edgeagent: %v\n", err)
 		return exitUsage
+	}
+	if c.printConfig {
+		if err := settings.WriteTOML(os.Stdout, "edgeagent configuration"); err != nil {
+			fmt.Fprintf(stderr, "edgeagent: %v\n", err)
+			return exitError
+		}
+		return exitOK
 	}
 	logger, err := cli.NewLogger(c.logFormat, c.logLevel, stderr)
 	if err != nil { // validated by parseConfig

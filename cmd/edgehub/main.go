@@ -14,6 +14,7 @@
 //	        [--upstream-connection-string-file FILE] [--upstream-ca-file FILE]
 //	        [--upstream-port PORT] [--identity-refresh DURATION]
 //	        [--upstream-mode extension|per-client] [--certs-dir DIR]
+//	        [--pprof-addr HOST:PORT] [--config-file FILE] [--print-config]
 //
 // The data directory holds edge-ca.pem (give it to modules and leaf devices so they trust
 // the hub), edge-ca-key.pem, server.pem, server-key.pem, identities.db, twins.db and
@@ -60,9 +61,23 @@
 // hub.Collector, labelled with iothub and edge_device as Azure's are), the Go runtime's
 // and the process's. --metrics-addr "" disables it.
 //
+// --pprof-addr (default empty: off) serves Go's profiling endpoints over HTTP at
+// /debug/pprof/ (go tool pprof http://ADDR/debug/pprof/profile), without authentication:
+// keep it on loopback.
+//
 // Every flag can also be set with an environment variable, EDGEHUB_ followed by the flag
-// name in upper case with '-' as '_' (EDGEHUB_DATA_DIR, ...); the command line wins. It
-// logs to stderr and stops cleanly on SIGINT or SIGTERM.
+// name in upper case with '-' as '_' (EDGEHUB_DATA_DIR, ...), or in the TOML file
+// --config-file (or EDGEHUB_CONFIG_FILE) names, whose keys are the flag names
+// (docs/config/edgehub.toml lists them all with their defaults). Below the EDGEHUB_
+// variables come those the edge agent injects into edgeHub, as Azure's edgeHub reads them:
+// IOTEDGE_IOTHUBHOSTNAME (--iothub-hostname), IOTEDGE_DEVICEID (--edge-device-id),
+// EdgeDeviceHostName (--gateway-hostname), EdgeModuleCACertificateFile (--upstream-ca-file),
+// EdgeModuleHubServerCertificateFile (its directory: --certs-dir) and OUTPOST_MQTT_PORT
+// (--upstream-port). So the precedence is: command line, EDGEHUB_ variables, the agent's
+// variables, the file, the defaults. --print-config prints the effective configuration,
+// with where each value came from, and exits. docs/configuration.md has the details.
+//
+// It logs to stderr (--log-format text or json) and stops cleanly on SIGINT or SIGTERM.
 package main
 
 import (
@@ -131,6 +146,9 @@ type config struct {
 	metricsAddr     string
 	httpsAddr       string
 	certsDir        string // certificates another process renews; "" for the hub's own
+	pprofAddr       string // --pprof-addr: Go's profiling endpoints; "" for none
+	settingsFile    string // --config-file: the TOML configuration file (config.go)
+	printConfig     bool   // --print-config: print the effective configuration and exit
 
 	// The upstream link (upstream.go): the flags, and the connection string they lead to
 	// (zero without one).
@@ -140,73 +158,6 @@ type config struct {
 	identityRefresh time.Duration
 	upstreamMode    string // modeExtension or modePerClient
 	upstream        sas.ConnectionString
-}
-
-// envPrefix starts the environment variable of every flag (cli.EnvName).
-const envPrefix = "EDGEHUB"
-
-// parseConfig reads the flags in args over the environment (getenv) over the defaults. It
-// returns flag.ErrHelp when help was asked for (the usage is then already printed).
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
-	var c config
-	fs := flag.NewFlagSet("edgehub", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&c.dataDir, "data-dir", "./edgehub-data", "directory for certificates, the identity cache and the message store")
-	fs.StringVar(&c.iotHubHostName, "iothub-hostname", "", "IoT Hub host name clients put in their username and SAS audience (required)")
-	fs.StringVar(&c.gatewayHostName, "gateway-hostname", "localhost", "the edge device's host name: in the TLS certificate, and accepted as SAS audience")
-	fs.StringVar(&c.edgeDeviceID, "edge-device-id", "", "the edge device's id; its modules' inputs are served here (required)")
-	fs.StringVar(&c.tlsAddr, "tls-addr", ":8883", "MQTT over TLS listen address")
-	fs.StringVar(&c.plainAddr, "plain-addr", "", "plain (no TLS) MQTT listen address; empty disables it")
-	fs.StringVar(&c.configFile, "config", "", "JSON file with initial $edgeHub desired properties and identities (see the package documentation)")
-	fs.IntVar(&c.maxMessageSize, "max-message-size", hub.DefaultMaxLocalMessageSize, "largest message accepted for module-to-module routes, in bytes ($upstream keeps IoT Hub's 256 KB)")
-	fs.Int64Var(&c.storeMaxBytes, "store-max-bytes", 0, "cap on stored messages, in bytes; 0 means no cap")
-	fs.StringVar(&c.storeFullPolicy, "store-full-policy", store.RejectNew.String(), "when the cap is reached: reject-new or drop-oldest")
-	fs.StringVar(&c.logFormat, "log-format", "text", "log format on stderr: text or json")
-	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&c.metricsAddr, "metrics-addr", "127.0.0.1:9600", "Prometheus metrics listen address (HTTP, path /metrics); empty disables it")
-	fs.StringVar(&c.httpsAddr, "https-addr", "", "listen address of the direct method API modules call (HTTPS, edgeHub's port 443); empty disables it")
-	fs.StringVar(&c.certsDir, "certs-dir", "", "serve the edge CA and server certificate of this directory (edgectl setup's certs/, renewed by the edge agent) instead of the hub's own in --data-dir; the hub only reads them")
-	addUpstreamFlags(fs, &c)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: edgehub [flags]\n\nRuns the Outpost edge hub.\n\nFlags (each also read from %s_<FLAG>, e.g. %s):\n",
-			envPrefix, cli.EnvName(envPrefix, "data-dir"))
-		fs.PrintDefaults()
-	}
-	if err := cli.ApplyEnv(fs, envPrefix, getenv); err != nil {
-		return config{}, err
-	}
-	if err := fs.Parse(args); err != nil {
-		return config{}, err
-	}
-	if err := resolveUpstream(&c, getenv); err != nil {
-		return config{}, err
-	}
-	formatErr := cli.CheckLogFormat(c.logFormat)
-	switch {
-	case fs.NArg() > 0:
-		return config{}, fmt.Errorf("unexpected argument %q; edgehub takes flags only (edgehub -h lists them)", fs.Arg(0))
-	case c.iotHubHostName == "":
-		return config{}, errors.New("--iothub-hostname is required (or an upstream connection string)")
-	case c.edgeDeviceID == "":
-		return config{}, errors.New("--edge-device-id is required (or an upstream connection string)")
-	case c.dataDir == "":
-		return config{}, errors.New("--data-dir must not be empty")
-	case c.tlsAddr == "":
-		return config{}, errors.New("--tls-addr must not be empty")
-	case formatErr != nil:
-		return config{}, formatErr
-	case c.maxMessageSize <= 0:
-		return config{}, fmt.Errorf("--max-message-size %d: want a positive number of bytes", c.maxMessageSize)
-	case c.storeMaxBytes < 0:
-		return config{}, fmt.Errorf("--store-max-bytes %d: want 0 (no cap) or a positive number of bytes", c.storeMaxBytes)
-	}
-	if _, err := parsePolicy(c.storeFullPolicy); err != nil {
-		return config{}, err
-	}
-	if _, err := cli.ParseLevel(c.logLevel); err != nil {
-		return config{}, err
-	}
-	return c, nil
 }
 
 func parsePolicy(s string) (store.Policy, error) {
@@ -247,7 +198,7 @@ func readInitialConfig(path string) (*initialConfig, error) {
 
 // run runs the hub until ctx is done and returns the process exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	c, err := parseConfig(args, getenv, stderr)
+	c, settings, err := loadConfig(args, getenv, stderr) // config.go
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
@@ -255,11 +206,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		fmt.Fprintf(stderr, "edgehub: %v\n", err)
 		return exitUsage
 	}
+	if c.printConfig {
+		if err := settings.WriteTOML(os.Stdout, "edgehub configuration"); err != nil {
+			fmt.Fprintf(stderr, "edgehub: %v\n", err)
+			return exitError
+		}
+		return exitOK
+	}
 	logger, err := cli.NewLogger(c.logFormat, c.logLevel, stderr)
 	if err != nil { // validated by parseConfig
 		fmt.Fprintf(stderr, "edgehub: %v\n", err)
 		return exitUsage
 	}
+	stopPprof, err := startPprof(c.pprofAddr, logger) // config_pprof.go
+	if err != nil {
+		logger.Error("edgehub: cannot serve the profiling endpoints", "err", err)
+		return exitError
+	}
+	defer stopPprof()
 	var ic *initialConfig
 	if c.configFile != "" {
 		if ic, err = readInitialConfig(c.configFile); err != nil {

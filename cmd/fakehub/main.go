@@ -8,15 +8,22 @@
 //	        [--plain-mqtt-addr HOST:PORT] [--plain-http-addr HOST:PORT]
 //	        [--log-format text|json] [--log-level debug|info|warn|error]
 //	        [--device ID]... [--edge-device ID]... [--module DEVICE/MODULE]... [--log-events]
+//	        [--config-file FILE] [--print-config]
 //
 // --device and --edge-device make sure a device identity (an IoT Edge device for the
 // second) exists when the hub starts, and write its connection string to
 // DATA_DIR/devices/ID.connection-string, so a demo or a test can connect at once.
 //
 // Every flag can also be set with an environment variable, FAKEHUB_ followed by the flag
-// name in upper case with '-' as '_' (FAKEHUB_DATA_DIR, FAKEHUB_HTTP_ADDR, ...); a flag on
-// the command line wins over the variable. It logs to stderr and stops cleanly on SIGINT
-// or SIGTERM. docs/fakehub.md describes the API and the files in the data directory.
+// name in upper case with '-' as '_' (FAKEHUB_DATA_DIR, FAKEHUB_HTTP_ADDR, ...), or in the
+// TOML file --config-file (or FAKEHUB_CONFIG_FILE) names, whose keys are the flag names
+// (docs/config/fakehub.toml lists them all with their defaults). The command line wins over
+// the environment, which wins over the file; a repeatable flag takes its values from one
+// source only. --print-config prints the effective configuration, with where each value
+// came from, and exits. docs/configuration.md has the details.
+//
+// It logs to stderr (--log-format text or json) and stops cleanly on SIGINT or SIGTERM.
+// docs/fakehub.md describes the API and the files in the data directory.
 package main
 
 import (
@@ -47,94 +54,8 @@ func main() {
 const (
 	exitOK    = 0
 	exitError = 1 // the hub failed to start or stopped with an error
-	exitUsage = 2 // bad flags or environment variables
+	exitUsage = 2 // bad flags, environment variables or configuration file
 )
-
-// config holds the command's settings.
-type config struct {
-	dataDir       string
-	hostname      string
-	mqttAddr      string
-	plainMQTTAddr string
-	httpAddr      string
-	plainHTTPAddr string
-	logFormat     string
-	logLevel      string
-	devices       []string // device identities to ensure at start
-	edgeDevices   []string // IoT Edge device identities to ensure at start
-	modules       []string // "device/module" identities to ensure at start
-	logEvents     bool     // log every captured device-to-cloud message
-}
-
-// listFlag is a repeatable string flag.
-type listFlag struct{ values *[]string }
-
-func (l listFlag) String() string {
-	if l.values == nil {
-		return ""
-	}
-	return strings.Join(*l.values, ",")
-}
-
-func (l listFlag) Set(v string) error {
-	for _, id := range strings.Split(v, ",") {
-		if id = strings.TrimSpace(id); id != "" {
-			*l.values = append(*l.values, id)
-		}
-	}
-	return nil
-}
-
-// envPrefix starts the environment variable of every flag (cli.EnvName).
-const envPrefix = "FAKEHUB"
-
-// parseConfig reads the flags in args over the environment (getenv) over the defaults.
-// It returns flag.ErrHelp when help was asked for (the usage is then already printed).
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
-	var c config
-	fs := flag.NewFlagSet("fakehub", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&c.dataDir, "data-dir", "./fakehub-data", "directory for the registry, twins, certificates and connection strings")
-	fs.StringVar(&c.hostname, "hostname", "localhost", "IoT Hub host name used in connection strings, SAS audiences and the TLS certificate")
-	fs.StringVar(&c.mqttAddr, "mqtt-addr", ":8883", "MQTT over TLS listen address")
-	fs.StringVar(&c.plainMQTTAddr, "plain-mqtt-addr", "", "plain (no TLS) MQTT listen address; empty disables it")
-	fs.StringVar(&c.httpAddr, "http-addr", ":8443", "HTTPS listen address of the service and fake-only APIs")
-	fs.StringVar(&c.plainHTTPAddr, "plain-http-addr", "", "plain HTTP listen address of the same APIs; empty disables it")
-	fs.StringVar(&c.logFormat, "log-format", "text", "log format on stderr: text or json")
-	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.Var(listFlag{&c.devices}, "device", "device id to create at start if absent (repeatable, or comma-separated); its connection string goes to DATA_DIR/devices/ID.connection-string")
-	fs.Var(listFlag{&c.modules}, "module", "DEVICE/MODULE module identity to create at start if absent (the device must exist or be named by --device/--edge-device); connection string in DATA_DIR/devices/DEVICE/MODULE.connection-string")
-	fs.BoolVar(&c.logEvents, "log-events", false, "log every captured device-to-cloud message (sender, properties, body) at info level")
-	fs.Var(listFlag{&c.edgeDevices}, "edge-device", "IoT Edge device id to create at start if absent (repeatable, or comma-separated); connection string as for --device")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: fakehub [flags]\n\nRuns a fake Azure IoT Hub (see docs/fakehub.md).\n\nFlags (each also read from %s_<FLAG>, e.g. %s):\n",
-			envPrefix, cli.EnvName(envPrefix, "data-dir"))
-		fs.PrintDefaults()
-	}
-
-	if err := cli.ApplyEnv(fs, envPrefix, getenv); err != nil {
-		return config{}, err
-	}
-	if err := fs.Parse(args); err != nil {
-		return config{}, err
-	}
-	if fs.NArg() > 0 {
-		return config{}, fmt.Errorf("unexpected argument %q; fakehub takes flags only (fakehub -h lists them)", fs.Arg(0))
-	}
-	if err := cli.CheckLogFormat(c.logFormat); err != nil {
-		return config{}, err
-	}
-	if _, err := cli.ParseLevel(c.logLevel); err != nil {
-		return config{}, err
-	}
-	if c.dataDir == "" {
-		return config{}, errors.New("--data-dir must not be empty")
-	}
-	if c.mqttAddr == "" || c.httpAddr == "" {
-		return config{}, errors.New("--mqtt-addr and --http-addr must not be empty")
-	}
-	return c, nil
-}
 
 // serviceConnectionStringFile is the file, in the data directory, where the hub writes
 // its iothubowner connection string.
@@ -142,13 +63,20 @@ const serviceConnectionStringFile = "service-connection-string"
 
 // run runs the hub until ctx is done and returns the process exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	c, err := parseConfig(args, getenv, stderr)
+	c, settings, err := loadConfig(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "fakehub: %v\n", err)
 		return exitUsage
+	}
+	if c.printConfig {
+		if err := settings.WriteTOML(os.Stdout, "fakehub configuration"); err != nil {
+			fmt.Fprintf(stderr, "fakehub: %v\n", err)
+			return exitError
+		}
+		return exitOK
 	}
 	logger, err := cli.NewLogger(c.logFormat, c.logLevel, stderr)
 	if err != nil { // validated by parseConfig

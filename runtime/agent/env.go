@@ -10,16 +10,18 @@ import (
 
 // softInjected are injected variables that the manifest may set itself: the
 // agent adds them only when the module's env does not (edge-runtime-behaviour
-// D.1: RuntimeLogLevel and UpstreamProtocol).
-var softInjected = map[string]bool{"RuntimeLogLevel": true, "UpstreamProtocol": true}
+// D.1: RuntimeLogLevel and UpstreamProtocol; and Outpost's OUTPOST_MQTT_PORT,
+// which a module may point elsewhere, at a proxy for instance).
+var softInjected = map[string]bool{EnvRuntimeLogLevel: true, EnvUpstreamProtocol: true, EnvMQTTPort: true}
 
 // Env composes a module's final environment, "NAME=value" sorted by name,
 // with Azure's precedence (edge-runtime-behaviour D.1):
 //
 //  1. the manifest's env;
 //  2. the variables the agent injects (IOTEDGE_*, EdgeHubConnectionString,
-//     …), which override the manifest, except RuntimeLogLevel and
-//     UpstreamProtocol, which are only added when the manifest lacks them;
+//     …), which override the manifest, except RuntimeLogLevel,
+//     UpstreamProtocol and OUTPOST_MQTT_PORT, which are only added when the
+//     manifest lacks them;
 //  3. createOptions.Env, which overrides both. An entry without "=" there
 //     removes the variable (Docker gives such a container no value for it).
 //
@@ -68,4 +70,23 @@ func createOptionsEnv(createOptions string) []string {
 		return nil
 	}
 	return opts.Env
+}
+
+// createOptionsCmd returns createOptions.Cmd, a list of arguments or one
+// string (one argument, as the process runtime and Docker's JSON take it);
+// nil when absent or malformed.
+func createOptionsCmd(createOptions string) []string {
+	var opts struct{ Cmd json.RawMessage }
+	if json.Unmarshal([]byte(createOptions), &opts) != nil || len(opts.Cmd) == 0 {
+		return nil
+	}
+	var list []string
+	if json.Unmarshal(opts.Cmd, &list) == nil {
+		return list
+	}
+	var one string
+	if json.Unmarshal(opts.Cmd, &one) == nil {
+		return []string{one}
+	}
+	return nil
 }

@@ -2,8 +2,12 @@ package agent
 
 import (
 	"fmt"
+	"net"
+	"strconv"
+	"strings"
 
 	"github.com/outpost-edge/outpost/runtime/deployment"
+	"github.com/outpost-edge/outpost/runtime/moduleclient"
 	"github.com/outpost-edge/outpost/runtime/sas"
 )
 
@@ -24,7 +28,66 @@ const (
 	EnvModuleGenerationID      = "IOTEDGE_MODULEGENERATIONID"
 	EnvRuntimeLogLevel         = "RuntimeLogLevel"
 	EnvUpstreamProtocol        = "UpstreamProtocol"
+	// EnvMQTTPort is Outpost's own: the MQTT/TLS port of the hub a module's
+	// connection string names, given to user modules when edgeHub does not
+	// listen on 8883 (the process runtime, where modules share the host's
+	// ports, is the usual case). Outpost's module SDK reads it.
+	EnvMQTTPort = "OUTPOST_MQTT_PORT"
 )
+
+// Where Outpost's edge hub (cmd/edgehub) takes its MQTT/TLS listen address
+// from: the --tls-addr flag, else the EDGEHUB_TLS_ADDR variable.
+const (
+	hubTLSAddrFlag = "tls-addr"
+	hubTLSAddrEnv  = "EDGEHUB_TLS_ADDR"
+)
+
+// HubPort returns the MQTT/TLS port edgeHub listens on according to its
+// module settings: --tls-addr in createOptions.Cmd (the command line wins
+// in the hub, as here), else EDGEHUB_TLS_ADDR in its final environment
+// (Env: manifest env and createOptions.Env). It returns 0 when they do not
+// set a fixed port: the hub's default, 8883, or an address such as ":0".
+// A hub configured by other means (a configuration file) is not seen; its
+// deployment should then set EDGEHUB_TLS_ADDR too.
+func HubPort(edgeHub deployment.Module) int {
+	addr, ok := flagValue(createOptionsCmd(edgeHub.CreateOptions), hubTLSAddrFlag)
+	if !ok {
+		for _, e := range Env(edgeHub, nil) {
+			if v, found := strings.CutPrefix(e, hubTLSAddrEnv+"="); found {
+				addr = v
+			}
+		}
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n <= 0 || n > 65535 {
+		return 0
+	}
+	return n
+}
+
+// flagValue returns the value of the last --name or -name flag in args
+// (as "--name value" or "--name=value"), as Go's flag package reads it.
+func flagValue(args []string, name string) (value string, ok bool) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		switch {
+		case a == name && i+1 < len(args):
+			value, ok = args[i+1], true
+			i++
+		case strings.HasPrefix(a, name+"="):
+			value, ok = a[len(name)+1:], true
+		}
+	}
+	return value, ok
+}
 
 // inject computes Desired.Inject for every module of cfg, and returns the
 // module keys it used (to be redacted wherever they might be echoed).
@@ -34,6 +97,7 @@ func (a *Agent) inject(cfg *deployment.AgentConfig) (map[string]map[string]strin
 	}
 	out := make(map[string]map[string]string)
 	var keys []string
+	hubPort := HubPort(cfg.SystemModules.EdgeHub)
 	for _, m := range (Desired{Config: cfg}).Modules() {
 		id := IdentityOf(m.Name)
 		key, err := a.deps.Identities.ModuleKey(id)
@@ -76,6 +140,12 @@ func (a *Agent) inject(cfg *deployment.AgentConfig) (map[string]map[string]strin
 			}
 			if a.opts.ModuleCAFile != "" {
 				env[EnvModuleCACertificateFile] = a.opts.ModuleCAFile
+			}
+			// Only a port other than the default: the environment is part of
+			// every module's spec hash, and a new variable would recreate
+			// every module of every device on the agent's upgrade.
+			if hubPort != 0 && hubPort != moduleclient.DefaultPort {
+				env[EnvMQTTPort] = strconv.Itoa(hubPort)
 			}
 		}
 		out[m.Name] = env
