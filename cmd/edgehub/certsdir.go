@@ -23,6 +23,11 @@ const (
 	// before expiry (the agent's --cert-renew-before), so a minute is plenty, and reading
 	// three small files a minute costs nothing.
 	certsReloadInterval = time.Minute
+	// certsReloadMin bounds the interval from below: a certificate that expires within ten
+	// minutes (short lifetimes, for tests or demos: the agent's --cert-server-lifetime) is
+	// read again every tenth of its remaining validity, so that its renewal, due before
+	// that, is served in time; but not more often than every second.
+	certsReloadMin = time.Second
 	// certsStartWait bounds how long the hub waits at start for usable files: the agent
 	// may be creating them (its first pass runs while it starts the modules).
 	certsStartWait = 10 * time.Second
@@ -69,7 +74,8 @@ func newServerCerts(ctx context.Context, c config, logger *slog.Logger) (serverC
 }
 
 // certsDir serves the server certificate of a directory it never writes, reading the files
-// again every certsReloadInterval so that a renewal reaches new handshakes without a
+// again every certsReloadInterval (more often for a short-lived certificate, see
+// reloadInterval) so that a renewal reaches new handshakes without a
 // restart (connected clients keep theirs until they reconnect).
 type certsDir struct {
 	dir    string
@@ -135,15 +141,23 @@ func (d *certsDir) reload() (bool, error) {
 	return true, nil
 }
 
-// Run reloads the files every certsReloadInterval until ctx is done, then returns nil. A
-// failed reading is logged (the current certificate keeps serving) and tried again at the
-// next tick: a renewal seen half-way is complete by then.
+// reloadInterval is how long to wait before reading the files again, at now, while serving
+// a certificate that expires at notAfter: certsReloadInterval, or a tenth of the remaining
+// validity when that is shorter, but at least certsReloadMin.
+func reloadInterval(now, notAfter time.Time) time.Duration {
+	return min(certsReloadInterval, max(notAfter.Sub(now)/10, certsReloadMin))
+}
+
+// Run reloads the files every reloadInterval until ctx is done, then returns nil. A failed
+// reading is logged (the current certificate keeps serving) and tried again at the next
+// tick: a renewal seen half-way is complete by then.
 func (d *certsDir) Run(ctx context.Context) error {
-	t := time.NewTicker(certsReloadInterval)
-	defer t.Stop()
 	for {
+		wait := reloadInterval(time.Now(), d.current().Leaf.NotAfter)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
 		case <-t.C:
 		}
@@ -151,7 +165,7 @@ func (d *certsDir) Run(ctx context.Context) error {
 		switch {
 		case err != nil:
 			d.logger.Warn("cannot read the certificates of --certs-dir; the current certificate keeps serving",
-				"dir", d.dir, "retry_in", certsReloadInterval, "err", err)
+				"dir", d.dir, "retry_in", reloadInterval(time.Now(), d.current().Leaf.NotAfter), "err", err)
 		case changed:
 			d.logger.Info("renewed server certificate from --certs-dir now serving", "dir", d.dir,
 				"expires", d.current().Leaf.NotAfter)

@@ -18,12 +18,17 @@
 //
 // The data directory holds edge-ca.pem (give it to modules and leaf devices so they trust
 // the hub), edge-ca-key.pem, server.pem, server-key.pem, identities.db, twins.db and
-// store.db.
+// store.db, the message store. The $edgeHub twin's desired
+// storeAndForwardConfiguration.storageFolder moves store.db to another directory while the
+// hub runs (clients reconnect; nothing stored is lost or left behind), or is refused with
+// the reason in the reported properties; the location in use is recorded in
+// store-location.json, so restarts find it offline too (storeloc.go).
 //
 // With --certs-dir the hub serves the edge CA and the server certificate of that directory
 // instead (edge-ca.pem, server.pem, server-key.pem: what edgectl setup creates in
 // <device data dir>/certs) and never writes them: the edge agent (edgeagent --certs-dir)
-// renews them, and the hub reads them again every minute, so new handshakes get a renewed
+// renews them, and the hub reads them again every tenth of the server certificate's
+// remaining life (between a second and a minute), so new handshakes get a renewed
 // certificate without a restart. The data directory then holds no certificates.
 //
 // --config names a JSON file read at start:
@@ -93,7 +98,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -231,107 +235,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return exitUsage
 		}
 	}
-	if err := serve(ctx, c, ic, logger); err != nil {
+	if err := serveMovable(ctx, c, ic, logger); err != nil { // storeloc_serve.go
 		logger.Error("edgehub stopped with an error", "err", err)
 		return exitError
 	}
 	return exitOK
-}
-
-// serve wires the hub by hand and runs it until ctx is done.
-func serve(ctx context.Context, c config, ic *initialConfig, logger *slog.Logger) error {
-	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
-	tlsCerts, err := newServerCerts(ctx, c, logger.With("component", "certs")) // certsdir.go
-	if err != nil {
-		return err
-	}
-	ids, err := identities.Open(identities.Options{Path: filepath.Join(c.dataDir, identitiesFile)})
-	if err != nil {
-		return err
-	}
-	defer ids.Close()
-	twins, storeMaxBytes, err := openTwins(c, logger) // twins.go
-	if err != nil {
-		return err
-	}
-	defer twins.Close()
-	policy, _ := parsePolicy(c.storeFullPolicy) // validated by parseConfig
-	st, err := store.Open(store.Options{
-		Path:       filepath.Join(c.dataDir, storeFile),
-		MaxBytes:   storeMaxBytes,
-		FullPolicy: policy,
-		Logger:     logger,
-	})
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-
-	link, err := newLink(c, ids, logger.With("component", "upstream"))
-	if err != nil {
-		return err
-	}
-	srv, err := hub.New(hub.Options{
-		IoTHubHostName:      c.iotHubHostName,
-		GatewayHostName:     c.gatewayHostName,
-		EdgeDeviceID:        c.edgeDeviceID,
-		TLSAddr:             c.tlsAddr,
-		TLS:                 tlsCerts.tls, // follows renewals without restarting the listener
-		PlainAddr:           c.plainAddr,
-		HTTPSAddr:           c.httpsAddr,
-		MaxLocalMessageSize: c.maxMessageSize,
-		Logger:              logger.With("component", "hub"),
-	}, link.deps(hub.Deps{Store: st, Identities: ids, IdentityChanges: ids.Changes(), Twins: twins}))
-	if err != nil {
-		return err
-	}
-	if err := applyInitialConfig(ctx, ic, ids, srv); err != nil {
-		_ = srv.Close()
-		return err
-	}
-
-	// The store commits while the hub runs; it stops after the hub, so that every publish
-	// the hub accepted is committed.
-	storeCtx, stopStore := context.WithCancel(context.Background())
-	storeDone := make(chan error, 1)
-	go func() { storeDone <- st.Run(storeCtx) }()
-	defer func() {
-		stopStore()
-		<-storeDone
-	}()
-
-	metricsAddr, stopMetrics, err := startMetrics(c, srv, st, logger)
-	if err != nil {
-		_ = srv.Close()
-		return err
-	}
-	defer stopMetrics()
-
-	// Certificates are renewed (with --certs-dir: read again) in the background while the
-	// hub runs: new handshakes get the renewed certificate, connected clients keep theirs
-	// until they reconnect.
-	certsCtx, stopCerts := context.WithCancel(ctx)
-	certsDone := make(chan error, 1)
-	go func() { certsDone <- tlsCerts.run(certsCtx) }()
-	defer func() {
-		stopCerts()
-		<-certsDone
-	}()
-
-	logger.Info("edgehub ready",
-		"tls_address", srv.TLSAddr(), "plain_address", srv.PlainAddr(),
-		"edge_device_id", c.edgeDeviceID, "iothub_hostname", c.iotHubHostName,
-		"gateway_hostname", c.gatewayHostName,
-		"ca_file", tlsCerts.caPath, "metrics_address", metricsAddr, "https_address", srv.HTTPSAddr())
-	link.logReady(logger, c)
-	defer link.start(ctx, srv)() // the link stops after the hub
-	if err := srv.Run(ctx); err != nil {
-		return err
-	}
-	logger.Info("edgehub stopped")
-	return nil
 }
 
 // applyInitialConfig puts the --config identities into the cache and applies its routes.

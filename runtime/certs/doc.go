@@ -39,7 +39,10 @@
 //     old one expires. A CA that does not load (a file missing or not parsing, key lost or
 //     not matching, not ECDSA, not a CA) is replaced by a new key and certificate, which
 //     every client must be given. A file that exists but cannot be read (permissions, I/O)
-//     is an error, never a reason to replace anything.
+//     is an error, never a reason to replace anything. Either way a client that loaded the
+//     CA file once and keeps its contents stops trusting the server when the certificate it
+//     loaded expires (or at once, for a new key): long-running clients must read the CA file
+//     again when they reconnect (cmd/edgehub's TestRenewal_ClientsKeepWorking shows both).
 //  2. The server certificate is issued again, with a new key, when it does not load, the CA
 //     was created or renewed in this pass, it was not signed by the CA, or [NeedsRenewal]
 //     says so: not yet valid, expiring within RenewBefore, or issued for other names.

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -103,4 +104,68 @@ func (s *Server) ApplyConfig(cfg *deployment.HubConfig) error {
 	}
 	s.log.Info("routes applied", "routes", len(cfg.Routes), "default_ttl", ttl)
 	return nil
+}
+
+// StoreMover is a Deps.Store that can move to another folder while the process runs, as
+// cmd/edgehub's can. With one, the $edgeHub twin's
+// storeAndForwardConfiguration.storageFolder (StorageFolderProperty) names the folder of
+// the store: absent, null or "" means the default (the local configuration, edgehub's
+// --data-dir). The hub reports where the store is, and what became of a change, in its
+// reported property "storageFolder" (config_report.go); without a StoreMover the property
+// is ignored.
+//
+// A change goes: PlanMove checks it; refused, the rest of the configuration applies,
+// lastDesiredStatus is 400 with the reason and the store stays. Accepted, the hub reports
+// the move in progress, then calls MoveStore: its owner stops this Server (clients are
+// disconnected and reconnect by themselves), moves the store, and runs a new Server on it,
+// which reports the outcome.
+type StoreMover interface {
+	// StoreFolder returns the absolute folder the store is in now.
+	StoreFolder() string
+	// PlanMove resolves a requested folder ("" for the default) for desired version
+	// version and checks that the store can move there. It returns the absolute folder,
+	// equal to StoreFolder when there is nothing to move, or an error saying why the move
+	// is refused (the hub reports its text).
+	PlanMove(requested string, version int64) (string, error)
+	// MoveStore asks for the store to move to folder, a result of PlanMove. It returns at
+	// once; the owner stops this Server to do it.
+	MoveStore(folder string, version int64)
+}
+
+// StorageFolderProperty is the path, in the $edgeHub desired properties, of the store's
+// folder (see StoreMover). Azure's edgeHub takes the same setting from its environment
+// variable storageFolder; here it is part of the store-and-forward configuration.
+const StorageFolderProperty = "storeAndForwardConfiguration.storageFolder"
+
+// storageFolderOf returns storeAndForwardConfiguration.storageFolder of a desired document
+// ("" when absent or null). deployment.ParseHub ignores the field, so its type is checked
+// here: anything but a string is a 400, like any malformed field.
+func storageFolderOf(desired map[string]any) (string, error) {
+	sf, _ := desired["storeAndForwardConfiguration"].(map[string]any)
+	v, ok := sf["storageFolder"]
+	if !ok || v == nil {
+		return "", nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", &deployment.Error{Code: deployment.CodeInvalid, Field: StorageFolderProperty,
+			Reason: fmt.Sprintf("want a string (an absolute folder), got %s", jsonKind(v))}
+	}
+	return s, nil
+}
+
+// jsonKind names the JSON type of a decoded value, for error messages.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "an array"
+	case bool:
+		return "a boolean"
+	case string:
+		return "a string"
+	default:
+		return "a number"
+	}
 }

@@ -26,7 +26,12 @@ const (
 //	 "lastDesiredVersion":7,
 //	 "lastDesiredStatus":{"code":200,"description":""},
 //	 "clients":{"edge1/filter":{"status":"Connected","lastConnectedTimeUtc":"...",
-//	                            "lastDisconnectedTimeUtc":"..."}, "leaf1":{...}}}
+//	                            "lastDisconnectedTimeUtc":"..."}, "leaf1":{...}},
+//	 "storageFolder":{"current":"/var/lib/edgehub","status":"ok","description":""}}
+//
+// storageFolder is there only when the Store is a StoreMover: current is the folder the
+// store is in, status "ok", "moving" (the hub is about to stop and move it; description
+// says where to) or "refused" (description says why, as lastDesiredStatus does).
 //
 // Client keys are the client ids with '.', '$', ' ' and '#' percent-encoded (edgeHub's
 // EncodeTwinKey does the first three; '#' is encoded too because twin keys may not hold
@@ -41,6 +46,7 @@ type hubReport struct {
 	desiredVer   int64
 	status       *desiredStatus // nil until a configuration was attempted
 	clients      map[string]clientReport
+	storage      *storageReport // nil without a StoreMover
 	cloud        map[string]any // the reported section as IoT Hub holds it; nil: unknown
 	seeded       bool           // clients of an earlier run were taken over from cloud
 	lastSent     time.Time      // real time of the last patch
@@ -49,6 +55,20 @@ type hubReport struct {
 
 type desiredStatus struct {
 	Code        int    `json:"code"`
+	Description string `json:"description"`
+}
+
+// Values of storageReport.Status.
+const (
+	storageOK      = "ok"
+	storageMoving  = "moving"
+	storageRefused = "refused"
+)
+
+// storageReport is the reported "storageFolder" (see hubReport).
+type storageReport struct {
+	Current     string `json:"current"`
+	Status      string `json:"status"`
 	Description string `json:"description"`
 }
 
@@ -88,6 +108,14 @@ func (r *hubReport) setStatus(v int64, code int, desc string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.desiredVer, r.status = v, &desiredStatus{Code: code, Description: desc}
+	r.changed()
+}
+
+// setStorage records where the store is and what became of the last change.
+func (r *hubReport) setStorage(st storageReport) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.storage = &st
 	r.changed()
 }
 
@@ -156,7 +184,8 @@ func (r *hubReport) documentLocked() map[string]any {
 		LastDesiredVersion *int64                  `json:"lastDesiredVersion,omitempty"`
 		LastDesiredStatus  *desiredStatus          `json:"lastDesiredStatus,omitempty"`
 		Clients            map[string]clientReport `json:"clients"`
-	}{SchemaVersion: "1.0", Version: r.version, LastDesiredStatus: r.status, Clients: r.clients}
+		StorageFolder      *storageReport          `json:"storageFolder,omitempty"`
+	}{SchemaVersion: "1.0", Version: r.version, LastDesiredStatus: r.status, Clients: r.clients, StorageFolder: r.storage}
 	if r.status != nil {
 		doc.LastDesiredVersion = &r.desiredVer
 	}

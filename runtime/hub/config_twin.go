@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -95,6 +96,13 @@ type configSync struct {
 	desired map[string]any // the desired document as last known; nil until fetched
 	version int64          // its $version
 	applied int64          // the version last applied successfully (0: none)
+
+	// The store's folder (storageFolder below): mover is nil unless Deps.Store is a
+	// StoreMover; move is the move the last configuration asked for, until run hands it
+	// to mover.MoveStore (moveAsked), after which this Server only waits to be stopped.
+	mover     StoreMover
+	move      *plannedMove
+	moveAsked bool
 }
 
 type configPatch struct {
@@ -112,6 +120,10 @@ func newConfigSync(s *Server) *configSync {
 		wake:  make(chan struct{}, 1),
 	}
 	c.report = newHubReport(s)
+	if m, ok := s.deps.Store.(StoreMover); ok {
+		c.mover = m
+		c.report.setStorage(storageReport{Current: m.StoreFolder(), Status: storageOK})
+	}
 	return c
 }
 
@@ -182,7 +194,8 @@ func (c *configSync) run(ctx context.Context) {
 		case <-timer.C:
 		}
 		if !c.cloud.Connected() {
-			continue // linkUp wakes us
+			c.startMove(true) // nobody to tell about it first
+			continue          // linkUp wakes us
 		}
 		if !attached {
 			// Once: the link re-attaches by itself after every reconnection.
@@ -196,6 +209,9 @@ func (c *configSync) run(ctx context.Context) {
 		}
 		err := c.step(ctx)
 		next := c.report.flush(ctx)
+		if c.startMove(next == 0) {
+			continue // this Server is about to be stopped
+		}
 		if err != nil || !attached {
 			if ctx.Err() != nil {
 				return
@@ -208,6 +224,9 @@ func (c *configSync) run(ctx context.Context) {
 		} else {
 			failures = 0
 		}
+		if wait := c.moveWait(); wait > 0 && (next == 0 || wait < next) {
+			next = wait // come back to start the move even if the report cannot go
+		}
 		if next > 0 {
 			resetTimer(timer, next)
 		}
@@ -216,6 +235,10 @@ func (c *configSync) run(ctx context.Context) {
 
 // step fetches the twin when needed and applies the queued desired patches.
 func (c *configSync) step(ctx context.Context) error {
+	if c.moveAsked {
+		// This Server is being stopped to move the store; the next one fetches the twin.
+		return nil
+	}
 	for ctx.Err() == nil {
 		c.mu.Lock()
 		fetch := c.needFetch || c.desired == nil && len(c.patches) > 0
@@ -302,6 +325,10 @@ func (c *configSync) apply() {
 	doc["$version"] = json.Number(fmt.Sprint(c.version))
 	raw := encodePatch(doc)
 	cfg, err := deployment.ParseHub(raw)
+	var folder string
+	if err == nil {
+		folder, err = storageFolderOf(c.desired)
+	}
 	if err == nil {
 		err = c.s.ApplyConfig(cfg)
 	}
@@ -313,7 +340,11 @@ func (c *configSync) apply() {
 	}
 	note := c.storeLimits(cfg)
 	c.applied = c.version
-	c.report.setStatus(c.version, deployment.CodeOK, note)
+	code := deployment.CodeOK
+	if c.mover != nil {
+		code, note = c.storageFolder(folder, note)
+	}
+	c.report.setStatus(c.version, code, note)
 	b, _ := json.Marshal(cachedConfig{Desired: raw, Version: c.version}) // cannot fail
 	if err := c.cache.SetValue(cachedConfigValue, b); err != nil {
 		c.log.Warn("caching the configuration failed", "err", err)
@@ -345,4 +376,80 @@ func (c *configSync) storeLimits(cfg *deployment.HubConfig) string {
 	}
 	c.log.Info("storeLimits.maxSizeBytes applies when the hub starts again", "max_bytes", n)
 	return "storeLimits.maxSizeBytes applies when the hub starts again"
+}
+
+// How long run waits for the report of a planned store move to reach IoT Hub before it
+// starts the move anyway (the link may be slow or refusing reported properties; the next
+// Server reports the outcome in any case).
+const moveReportWait = 5 * time.Second
+
+// plannedMove is a store move the configuration asked for (see StoreMover).
+type plannedMove struct {
+	folder  string
+	version int64
+	since   time.Time // when it was planned (real time)
+}
+
+// storageFolder handles storeAndForwardConfiguration.storageFolder of the configuration
+// just applied (requested; "" for the default) and returns lastDesiredStatus: the code, and
+// the description with note (storeLimits' remark, if any). A folder PlanMove refuses gets
+// 400 and the store stays where it is; the rest of the configuration applies regardless,
+// so that a folder that cannot be used now (not writable, disk full) never leaves the hub
+// without routes, for instance when the cached configuration is applied at start. A new
+// folder is planned: run reports it, then asks for the move.
+func (c *configSync) storageFolder(requested, note string) (int, string) {
+	cur := c.mover.StoreFolder()
+	target, err := c.mover.PlanMove(requested, c.version)
+	switch {
+	case err != nil:
+		c.move = nil
+		reason := capDescription(fmt.Sprintf("%s %q refused: %v; the store stays in %q (the rest of this configuration is applied)",
+			StorageFolderProperty, requested, err, cur))
+		c.log.Warn("store folder change refused; the store stays", "requested", requested, "folder", cur, "err", err)
+		c.report.setStorage(storageReport{Current: cur, Status: storageRefused, Description: reason})
+		return deployment.CodeInvalid, capDescription(joinNotes(reason, note))
+	case target == cur:
+		c.move = nil
+		c.report.setStorage(storageReport{Current: cur, Status: storageOK})
+		return deployment.CodeOK, note
+	}
+	c.move = &plannedMove{folder: target, version: c.version, since: time.Now()}
+	desc := capDescription(fmt.Sprintf("moving the store from %q to %q: the edge hub restarts on it and its clients reconnect", cur, target))
+	c.log.Info("store folder change accepted; the hub stops to move the store", "from", cur, "to", target, "version", c.version)
+	c.report.setStorage(storageReport{Current: cur, Status: storageMoving, Description: desc})
+	return deployment.CodeOK, capDescription(joinNotes(desc, note))
+}
+
+// capDescription shortens a description as deployment.Description does (a folder named in
+// a twin may be kilobytes long; a reported value may not).
+func capDescription(s string) string { return deployment.Description(errors.New(s)) }
+
+// startMove hands the planned move to the StoreMover once its report went out (reported)
+// or moveReportWait passed, and reports whether it did so now.
+func (c *configSync) startMove(reported bool) bool {
+	if c.move == nil || c.moveAsked || !reported && c.moveWait() > 0 {
+		return false
+	}
+	c.moveAsked = true
+	c.mover.MoveStore(c.move.folder, c.move.version)
+	return true
+}
+
+// moveWait is how long a planned move still waits for its report (0: not waiting).
+func (c *configSync) moveWait() time.Duration {
+	if c.move == nil || c.moveAsked {
+		return 0
+	}
+	return max(moveReportWait-time.Since(c.move.since), 0)
+}
+
+// joinNotes joins the non-empty descriptions with "; ".
+func joinNotes(notes ...string) string {
+	var out []string
+	for _, n := range notes {
+		if n != "" {
+			out = append(out, n)
+		}
+	}
+	return strings.Join(out, "; ")
 }
