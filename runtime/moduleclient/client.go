@@ -190,13 +190,9 @@ func tlsConfig(cs sas.ConnectionString, opts Options) (*tls.Config, error) {
 	} else {
 		cfg = &tls.Config{MinVersion: tls.VersionTLS12}
 		if opts.CAFile != "" {
-			pem, err := os.ReadFile(opts.CAFile)
+			pool, err := readCAFile(opts.CAFile)
 			if err != nil {
-				return nil, fmt.Errorf("CA file %q: %w: %w", opts.CAFile, ErrInvalidConfig, err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("CA file %q: %w: no PEM certificate found", opts.CAFile, ErrInvalidConfig)
+				return nil, err
 			}
 			cfg.RootCAs = pool
 		}
@@ -205,6 +201,40 @@ func tlsConfig(cs sas.ConnectionString, opts Options) (*tls.Config, error) {
 		cfg.ServerName = cs.ConnectHost()
 	}
 	return cfg, nil
+}
+
+// readCAFile reads the certificates of a PEM file into a pool.
+func readCAFile(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("CA file %q: %w: %w", path, ErrInvalidConfig, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA file %q: %w: no PEM certificate found", path, ErrInvalidConfig)
+	}
+	return pool, nil
+}
+
+// dialTLS is the TLS configuration of the next connection. Options.CAFile is read again
+// on every dial: the edge runtime renews its CA before it expires and rewrites the file
+// (EdgeModuleCACertificateFile), and a client that kept the first CA would be locked out
+// once that one expired. When the file cannot be read at that moment (being replaced),
+// the last good CA pool is used. dial runs on one goroutine at a time (Connect, then the
+// supervisor), the only writer of c.tls after New.
+func (c *Client) dialTLS() *tls.Config {
+	if c.opts.CAFile == "" || c.opts.TLSConfig != nil {
+		return c.tls
+	}
+	pool, err := readCAFile(c.opts.CAFile)
+	if err != nil {
+		c.log.Warn("keeping the last CA certificates", "err", err)
+		return c.tls
+	}
+	cfg := c.tls.Clone()
+	cfg.RootCAs = pool
+	c.tls = cfg
+	return cfg
 }
 
 func hasClientCertificate(cfg *tls.Config) bool {

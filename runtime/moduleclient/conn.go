@@ -97,7 +97,7 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 			cn.markLost(fmt.Errorf("%w: %w", ErrConnectionLost, err))
 		})
 	if c.tls != nil {
-		o.SetTLSConfig(c.tls)
+		o.SetTLSConfig(c.dialTLS())
 	}
 	cn.pc = mqtt.NewClient(o)
 	tok := cn.pc.Connect()
