@@ -131,12 +131,16 @@ say "starting the edge runtime (edgectl start)"
 device_started=1
 "${edgectl[@]}" start
 
-# The deployment, with this run's paths and ports.
+# The deployment, with this run's paths and ports. The agent gives the rest to the modules
+# from edge.json: edgeHub gets the hub's host name, port (when not 8883) and CA, the edge
+# device's host name and the certificates in $DEV_DATA/certs; tempSensor and filter get
+# edgeHub's port, read from EDGEHUB_TLS_ADDR, and the edge CA.
 if [ "$RUNTIME" = process ]; then
   edgehub_create='' module_create=''
 else
   # Host networking: the modules reach edgeHub, and edgeHub the fake hub, on loopback; the
-  # device's data directory is mounted where the paths in the deployment point.
+  # device's data directory and the fake hub's (its CA) are mounted where the paths in the
+  # deployment and those the agent passes on point: the agent mounts nothing itself.
   # (JSON strings inside a JSON string: the quotes are escaped.)
   host='\"NetworkingConfig\":{\"EndpointsConfig\":{\"host\":{}}}'
   edgehub_create='{\"HostConfig\":{\"NetworkMode\":\"host\",\"Binds\":[\"'$DEV_DATA:$DEV_DATA'\",\"'$HUB_DATA:$HUB_DATA:ro'\"]},'$host'}'
@@ -148,13 +152,8 @@ subst() { # subst NAME VALUE: replace @NAME@ in the template by VALUE, taken lit
   sed_args+=(-e "s|@$1@|$(printf '%s' "$2" | sed -e 's/[\\&|]/\\&/g')|g")
 }
 subst EDGEHUB_DATA_DIR "$DEV_DATA/edgehub"
-subst EDGEHUB_CERTS_DIR "$DEV_DATA/certs"
 subst EDGEHUB_TLS_ADDR "127.0.0.1:$EDGEHUB_PORT"
-subst EDGEHUB_PORT "$EDGEHUB_PORT"
 subst EDGEHUB_METRICS_ADDR "$EDGEHUB_METRICS_ADDR"
-subst EDGE_HOSTNAME "$EDGE_HOSTNAME"
-subst HUB_MQTT_PORT "$HUB_MQTT_PORT"
-subst HUB_CA_FILE "$HUB_CA"
 subst EDGEHUB_CREATE_OPTIONS "$edgehub_create"
 subst MODULE_CREATE_OPTIONS "$module_create"
 sed "${sed_args[@]}" scripts/demo/deployment.json >"$manifest"

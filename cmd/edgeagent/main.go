@@ -63,7 +63,17 @@
 // The agent tells the modules where edgeHub listens: the gateway host name
 // in their connection strings, and the port in OUTPOST_MQTT_PORT when
 // edgeHub's env (EDGEHUB_TLS_ADDR) or createOptions.Cmd (--tls-addr) sets
-// one other than 8883.
+// one other than 8883. It tells edgeHub what it knows itself: the hub's host
+// name and the device (IOTEDGE_IOTHUBHOSTNAME, IOTEDGE_DEVICEID),
+// --gateway-hostname (EdgeDeviceHostName), --ca-file
+// (EdgeModuleCACertificateFile), --mqtt-port (OUTPOST_MQTT_PORT, when not
+// 8883) and the certificates of --certs-dir
+// (EdgeModuleHubServerCertificateFile=<dir>/server.pem,
+// EdgeModuleHubServerCAChainCertificateFile=<dir>/edge-ca.pem, unless
+// edgeHub's env or createOptions.Env names either), which Outpost's edge
+// hub reads when its own EDGEHUB_ variables do not say otherwise. With the
+// Docker runtime the files must be mounted into edgeHub's container at the
+// same path, by its createOptions (HostConfig.Binds).
 //
 // It logs to stderr (--log-format text or json).
 //
@@ -289,20 +299,11 @@ func serve(ctx context.Context, c config, device sas.ConnectionString, logger *s
 	// The tracker lets the management API show download progress.
 	tracked := agent.TrackPulls(rt)
 	info := agentInfo(rt.version)
-	a, err := agent.New(agent.Options{
-		DeviceID:        device.DeviceID,
-		IoTHubHostName:  device.HostName,
-		GatewayHostName: c.gatewayHostName,
-		ParentHostName:  c.parentHostName,
-		ModuleCAFile:    c.moduleCAFile,
-		UpstreamCAFile:  c.caFile,
-		RuntimeLogLevel: runtimeLogLevel(c.logLevel),
-		Period:          c.period,
-		Backoff:         c.backoff,
-		BootTime:        later(bootTime(), c.runtimeStart),
-		RegistryLogins:  (&loginsFile{path: filepath.Join(c.dataDir, agent.RegistriesFile), log: logger.With("component", "logins")}).Logins,
-		Info:            info,
-	}, agent.Deps{Runtime: tracked, Twin: twin, Identities: ids, State: db, Logger: logger.With("component", "agent")})
+	opts := agentOptions(c, device) // options.go
+	opts.BootTime = later(bootTime(), c.runtimeStart)
+	opts.RegistryLogins = (&loginsFile{path: filepath.Join(c.dataDir, agent.RegistriesFile), log: logger.With("component", "logins")}).Logins
+	opts.Info = info
+	a, err := agent.New(opts, agent.Deps{Runtime: tracked, Twin: twin, Identities: ids, State: db, Logger: logger.With("component", "agent")})
 	if err != nil {
 		return err
 	}

@@ -16,15 +16,7 @@ import (
 // effectiveConfig is the configuration edgectl config shows: the flags
 // after the environment and defaults, with nothing secret in it.
 func effectiveConfig(c config, device sas.ConnectionString, serviceURL, version string, now time.Time) agent.EffectiveConfig {
-	abs := func(p string) string {
-		if p == "" {
-			return ""
-		}
-		if a, err := filepath.Abs(p); err == nil {
-			return a
-		}
-		return p
-	}
+	abs := absPath // options.go
 	return agent.EffectiveConfig{
 		ConnectionStringFile: abs(c.connectionStringFile),
 		DeviceID:             device.DeviceID,

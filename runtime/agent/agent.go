@@ -90,6 +90,26 @@ type Options struct {
 	// connection, given to edgeHub as EdgeModuleCACertificateFile. Not set
 	// when empty (system roots).
 	UpstreamCAFile string
+	// UpstreamPort is the MQTT/TLS port of the hub the agent connects to
+	// (IoT Hub, or the parent edge device), where edgeHub connects too:
+	// given to edgeHub as OUTPOST_MQTT_PORT when it is not the default,
+	// 8883 (so that the environment, part of edgeHub's spec hash, stays the
+	// same on devices that use the default). Not set when 0.
+	UpstreamPort int
+	// EdgeHubCertsDir is the directory of the edge CA and of edgeHub's
+	// server certificate (edgectl setup's certs/, which the agent renews:
+	// package certs' file names), given to edgeHub as
+	// EdgeModuleHubServerCertificateFile (<dir>/server.pem) and
+	// EdgeModuleHubServerCAChainCertificateFile (<dir>/edge-ca.pem), as
+	// Azure's agent did before the workload API. Neither is set when empty,
+	// nor when edgeHub's env or createOptions.Env names either (the
+	// deployment's own certificate wins). The paths are the agent's own,
+	// as those of ModuleCAFile and UpstreamCAFile: with the Docker runtime
+	// the deployment's createOptions bind-mounts the directory into
+	// edgeHub's container at the same path (edgectl start mounts the
+	// agent's data directory at its host path, so the agent's paths are the
+	// host's); the agent mounts nothing itself.
+	EdgeHubCertsDir string
 	// RuntimeLogLevel is injected as RuntimeLogLevel into modules whose env
 	// does not set it; "info" when empty.
 	RuntimeLogLevel string

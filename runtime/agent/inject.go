@@ -3,9 +3,11 @@ package agent
 import (
 	"fmt"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/outpost-edge/outpost/runtime/certs"
 	"github.com/outpost-edge/outpost/runtime/deployment"
 	"github.com/outpost-edge/outpost/runtime/moduleclient"
 	"github.com/outpost-edge/outpost/runtime/sas"
@@ -31,8 +33,16 @@ const (
 	// EnvMQTTPort is Outpost's own: the MQTT/TLS port of the hub a module's
 	// connection string names, given to user modules when edgeHub does not
 	// listen on 8883 (the process runtime, where modules share the host's
-	// ports, is the usual case). Outpost's module SDK reads it.
+	// ports, is the usual case), and to edgeHub when its upstream does not
+	// (Options.UpstreamPort). Outpost's module SDK and edge hub read it.
 	EnvMQTTPort = "OUTPOST_MQTT_PORT"
+
+	// EnvHubServerCertificateFile and EnvHubServerCAChainCertificateFile
+	// are, for edgeHub only, its TLS server certificate and the CA that
+	// signed it (Azure's agent before the workload API: edge-runtime-behaviour
+	// D.1, "Legacy").
+	EnvHubServerCertificateFile        = "EdgeModuleHubServerCertificateFile"
+	EnvHubServerCAChainCertificateFile = "EdgeModuleHubServerCAChainCertificateFile"
 )
 
 // Where Outpost's edge hub (cmd/edgehub) takes its MQTT/TLS listen address
@@ -131,6 +141,16 @@ func (a *Agent) inject(cfg *deployment.AgentConfig) (map[string]map[string]strin
 			if a.opts.UpstreamCAFile != "" {
 				env[EnvModuleCACertificateFile] = a.opts.UpstreamCAFile
 			}
+			// Only a port other than the default, as for user modules: a
+			// new variable would recreate edgeHub on the agent's upgrade.
+			// The manifest's own value wins (Env).
+			if p := a.opts.UpstreamPort; p != 0 && p != moduleclient.DefaultPort {
+				env[EnvMQTTPort] = strconv.Itoa(p)
+			}
+			if dir := a.opts.EdgeHubCertsDir; dir != "" && !setsServerCert(m) {
+				env[EnvHubServerCertificateFile] = filepath.Join(dir, certs.DefaultCertFile)
+				env[EnvHubServerCAChainCertificateFile] = filepath.Join(dir, certs.DefaultCAFile)
+			}
 		} else {
 			cs.GatewayHostName = a.opts.GatewayHostName
 			env[EnvEdgeHubConnectionString] = cs.String()
@@ -151,4 +171,28 @@ func (a *Agent) inject(cfg *deployment.AgentConfig) (map[string]map[string]strin
 		out[m.Name] = env
 	}
 	return out, keys, nil
+}
+
+// setsServerCert reports whether edgeHub's manifest env or createOptions.Env
+// names EdgeModuleHubServerCertificateFile or
+// EdgeModuleHubServerCAChainCertificateFile. The deployment's own
+// certificate then wins, as it did with Azure's agent, which put the
+// module's env after its own; and the agent injects neither file, since the
+// two describe one certificate and the edge hub refuses a CA chain from
+// another directory than its certificate's.
+func setsServerCert(edgeHub deployment.Module) bool {
+	names := func(k string) bool {
+		return k == EnvHubServerCertificateFile || k == EnvHubServerCAChainCertificateFile
+	}
+	for k := range edgeHub.Env {
+		if names(k) {
+			return true
+		}
+	}
+	for _, e := range createOptionsEnv(edgeHub.CreateOptions) {
+		if k, _, _ := strings.Cut(e, "="); names(k) {
+			return true
+		}
+	}
+	return false
 }

@@ -90,3 +90,79 @@ func TestRun_InjectsHubPort(t *testing.T) {
 		})
 	}
 }
+
+// TestRun_InjectsEdgeHubUpstreamAndCerts checks what edgeHub learns from the
+// agent's own settings: its upstream's port (only when not the default) and
+// its server certificate files, with the deployment's values winning.
+func TestRun_InjectsEdgeHubUpstreamAndCerts(t *testing.T) {
+	const (
+		certFile  = "EdgeModuleHubServerCertificateFile"
+		chainFile = "EdgeModuleHubServerCAChainCertificateFile"
+		port      = "OUTPOST_MQTT_PORT"
+	)
+	hubEnv := func(name, value string) func(map[string]any) {
+		return func(doc map[string]any) {
+			at(doc, "systemModules", "edgeHub", "env")[name] = map[string]any{"value": value}
+		}
+	}
+	hubCreateEnv := func(entries string) func(map[string]any) {
+		return func(doc map[string]any) {
+			at(doc, "systemModules", "edgeHub", "settings")["createOptions"] = `{"Env":[` + entries + `]}`
+		}
+	}
+	tests := []struct {
+		name     string
+		port     int
+		certsDir string
+		edits    []func(map[string]any)
+		want     map[string]string // variable -> value in edgeHub's env ("" for unset)
+	}{
+		{name: "neither set", want: map[string]string{port: "", certFile: "", chainFile: ""}},
+		{name: "default port", port: 8883, want: map[string]string{port: ""}},
+		{name: "another port", port: 18883, want: map[string]string{port: "18883"}},
+		{name: "manifest port wins", port: 18883, edits: []func(map[string]any){hubEnv(port, "9999")},
+			want: map[string]string{port: "9999"}},
+		{name: "certs dir", certsDir: "/var/lib/outpost/certs",
+			want: map[string]string{certFile: "/var/lib/outpost/certs/server.pem", chainFile: "/var/lib/outpost/certs/edge-ca.pem"}},
+		{name: "certs dir cleaned", certsDir: "/var/lib/outpost/certs/",
+			want: map[string]string{certFile: "/var/lib/outpost/certs/server.pem", chainFile: "/var/lib/outpost/certs/edge-ca.pem"}},
+		{name: "manifest certificate wins, chain not injected", certsDir: "/var/lib/outpost/certs",
+			edits: []func(map[string]any){hubEnv(certFile, "/other/server.pem")},
+			want:  map[string]string{certFile: "/other/server.pem", chainFile: ""}},
+		{name: "manifest chain wins, certificate not injected", certsDir: "/var/lib/outpost/certs",
+			edits: []func(map[string]any){hubEnv(chainFile, "/other/edge-ca.pem")},
+			want:  map[string]string{certFile: "", chainFile: "/other/edge-ca.pem"}},
+		{name: "createOptions certificate wins", certsDir: "/var/lib/outpost/certs",
+			edits: []func(map[string]any){hubCreateEnv(`"` + certFile + `=/other/server.pem"`)},
+			want:  map[string]string{certFile: "/other/server.pem", chainFile: ""}},
+		{name: "createOptions removes the chain", certsDir: "/var/lib/outpost/certs",
+			edits: []func(map[string]any){hubCreateEnv(`"` + chainFile + `"`)},
+			want:  map[string]string{certFile: "", chainFile: ""}},
+		{name: "other createOptions variables", certsDir: "/c", port: 1883,
+			edits: []func(map[string]any){hubCreateEnv(`"EdgeModuleHubServerCertificateFileX=1"`)},
+			want:  map[string]string{certFile: "/c/server.pem", chainFile: "/c/edge-ca.pem", port: "1883"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.opts.UpstreamPort = tc.port
+			h.opts.EdgeHubCertsDir = tc.certsDir
+			h.twin.SetDesired(deploymentDoc(t, tc.edits...))
+			h.start()
+			h.waitConverged()
+			env := envOf(t, h.rt, deployment.EdgeHubName)
+			for name, want := range tc.want {
+				if got, set := env[name]; got != want || set != (want != "") {
+					t.Errorf("edgeHub: %s = %q (set %v), want %q", name, got, set, want)
+				}
+			}
+			// They are edgeHub's: user modules reach edgeHub, not the upstream.
+			sensor := envOf(t, h.rt, "tempSensor")
+			for _, name := range []string{port, certFile, chainFile} {
+				if v, set := sensor[name]; set {
+					t.Errorf("tempSensor: %s = %q, want it unset", name, v)
+				}
+			}
+		})
+	}
+}

@@ -272,19 +272,28 @@ func TestIntegration_AgentFakeHubProcessRuntime(t *testing.T) {
 	})
 
 	t.Run("GetModuleLogs through the hub", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		resp, err := s.InvokeMethod(ctx, "edge1", "$edgeAgent", fakehub.MethodRequest{MethodName: "GetModuleLogs",
-			Payload: json.RawMessage(`{"schemaVersion":"1.0","items":[{"id":"^testmod$","filter":{"tail":10}}],"encoding":"none","contentType":"text"}`)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		// The module prints "sent" after its event is acknowledged, so the hub may have the
+		// event a moment before the line is in the log: ask again until it is.
 		var items []struct{ ID, Payload string }
-		if err := json.Unmarshal(resp.Payload, &items); err != nil || resp.Status != 200 {
-			t.Fatalf("status %d payload %s: %v", resp.Status, resp.Payload, err)
+		logsHave := func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			resp, err := s.InvokeMethod(ctx, "edge1", "$edgeAgent", fakehub.MethodRequest{MethodName: "GetModuleLogs",
+				Payload: json.RawMessage(`{"schemaVersion":"1.0","items":[{"id":"^testmod$","filter":{"tail":10}}],"encoding":"none","contentType":"text"}`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(resp.Payload, &items); err != nil || resp.Status != 200 {
+				t.Fatalf("status %d payload %s: %v", resp.Status, resp.Payload, err)
+			}
+			return len(items) == 1 && items[0].ID == "testmod" && strings.Contains(items[0].Payload, "started testmod\n") && strings.Contains(items[0].Payload, "sent")
 		}
-		if len(items) != 1 || items[0].ID != "testmod" || !strings.Contains(items[0].Payload, "started testmod\n") || !strings.Contains(items[0].Payload, "sent") {
-			t.Errorf("logs = %+v", items)
+		deadline := time.Now().Add(10 * time.Second)
+		for !logsHave() {
+			if time.Now().After(deadline) {
+				t.Fatalf("logs = %+v, want testmod's with \"started testmod\" and \"sent\"", items)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	})
 
