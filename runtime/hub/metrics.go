@@ -126,7 +126,7 @@ var (
 	descStored = newDesc("messages_stored_total",
 		"Telemetry messages appended to the store and acknowledged.")
 	descIgnored = newDesc("requests_ignored_total",
-		"Twin and method publishes, acknowledged and ignored in this version.")
+		"Twin requests (GET, reported patch) acknowledged and ignored because the hub runs without a twin cache; stays 0 while twins are served.")
 	descFailures = newDesc("delivery_failures_total",
 		"Unacknowledged module deliveries and failed upstream sends (each is retried or dead-lettered).")
 	descDeferred = newDesc("deliveries_deferred_total",

@@ -102,7 +102,7 @@ outpost_edgehub_queue_bytes{endpoint="/modules/filter/inputs/in",priority="20000
 outpost_edgehub_queue_length{endpoint="$upstream",priority="0"} 12
 outpost_edgehub_queue_length{endpoint="$upstream",priority="2000000000"} 3
 outpost_edgehub_queue_length{endpoint="/modules/filter/inputs/in",priority="2000000000"} 0
-# HELP outpost_edgehub_requests_ignored_total Twin and method publishes, acknowledged and ignored in this version.
+# HELP outpost_edgehub_requests_ignored_total Twin requests (GET, reported patch) acknowledged and ignored because the hub runs without a twin cache; stays 0 while twins are served.
 # TYPE outpost_edgehub_requests_ignored_total counter
 outpost_edgehub_requests_ignored_total 8
 # HELP outpost_edgehub_store_appends_total Messages appended to the store.

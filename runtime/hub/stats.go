@@ -27,7 +27,9 @@ type Stats struct {
 	RefusedQoS2       int64 // QoS 2 publish
 	RefusedStoreFull  int64 // store.ErrFull
 	RefusedStoreError int64 // any other store failure or StoreTimeout
-	// Ignored counts twin and method publishes, not handled in this version (acknowledged).
+	// Ignored counts twin requests (GET, reported patch) acknowledged and ignored because
+	// the hub has no twin cache (Deps.Twins nil); with one it stays 0. Method responses are
+	// never counted here.
 	Ignored int64
 
 	// Deliveries to module inputs and sends upstream that were acknowledged.
