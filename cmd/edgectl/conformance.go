@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -22,13 +21,14 @@ type conformanceOptions struct {
 	module  string
 	workDir string
 	env     []string
+	runtime string
 	verbose bool
 }
 
 func newConformanceCmd(a *app) *cobra.Command {
 	var o conformanceOptions
 	cmd := &cobra.Command{
-		Use:   "conformance EXECUTABLE|IMAGE",
+		Use:   "conformance EXECUTABLE|IMAGE|docker:IMAGE",
 		Short: "Check that a third-party module behaves as an IoT Edge module should",
 		Long: `Run a module against a real Outpost edge hub and a fake IoT Hub, both started
 for the run on random loopback ports, and check it, each check a named test
@@ -44,20 +44,31 @@ with a verdict (PASS, FAIL or SKIP) and the evidence:
   reconnect  it reconnects after the edge hub restarts, within the bound, and loses
              nothing it acknowledged
   sigterm    it exits with code 0 within the grace period after SIGTERM
-  memory     its peak resident memory stays within limits.memoryMB
+             (a container: docker stop)
+  memory     its peak memory (resident set; a container's cgroup) stays within
+             limits.memoryMB
   cpu        its average CPU use stays within limits.cpuPercent
 
-A path to an executable is run as a process. The spec file (--spec, JSON)
-declares the module's inputs, outputs, methods, twin behaviour and limits;
-docs/conformance.md describes it. Without one, only the checks that need no
-declaration run, and the others are skipped.
+A path to an existing file is run as a process. Anything else is taken for a
+Docker image reference (docker:IMAGE, or --runtime docker, says so outright),
+which must be in the local Docker Engine already (docker pull or docker build
+first; the kit does not pull): the image runs as a container in the host's
+network, so that it reaches the harness's edge hub on loopback, with the run's
+edge CA mounted read-only at ` + conformance.ContainerCAFile + `; docker stop and
+docker stats serve the sigterm, memory and cpu checks, and the container is
+removed at the end. The engine must run on this machine.
+
+The spec file (--spec, JSON) declares the module's inputs, outputs, methods,
+twin behaviour and limits; docs/conformance.md describes it. Without one, only
+the checks that need no declaration run, and the others are skipped.
 
 The report goes to stdout (text, or JSON with --output json); --junit and --json
 also write it as JUnit XML and JSON files.
 
 Exit status: 0 every check passed or was skipped; 1 a check failed, or the run
-could not be made (the module could not be started, the harness failed); 2 bad
-usage or an invalid spec.`,
+could not be made (the module could not be started, no Docker Engine answers,
+the harness failed); 2 bad usage, an invalid spec, or a target that is not
+there (no such executable, an image the engine lacks).`,
 		Args: exactArgs(1, "one executable path or image reference"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.conformance(cmd, args[0], o)
@@ -67,7 +78,8 @@ usage or an invalid spec.`,
 	fl.StringVar(&o.spec, "spec", "", "the module's conformance spec (JSON, see docs/conformance.md)")
 	fl.StringVar(&o.junit, "junit", "", "also write the report as JUnit XML to this file")
 	fl.StringVar(&o.jsonOut, "json", "", "also write the report as JSON to this file")
-	fl.StringVar(&o.module, "module", "", "the module's name when the spec gives none (default: the executable's base name)")
+	fl.StringVar(&o.module, "module", "", "the module's name when the spec gives none (default: the executable's base name, or the image's repository name)")
+	fl.StringVar(&o.runtime, "runtime", targetAuto, "how to run the target: auto (a file is an executable, anything else an image), process or docker")
 	fl.StringVar(&o.workDir, "work-dir", "", "keep the fake IoT Hub's and the edge hub's data here (default: a temporary directory, removed)")
 	fl.StringArrayVar(&o.env, "env", nil, "KEY=VALUE added to the module's environment (repeatable; wins over the spec's env)")
 	fl.BoolVarP(&o.verbose, "verbose", "v", false, "log the harness, edge hub and fake IoT Hub on stderr")
@@ -75,7 +87,7 @@ usage or an invalid spec.`,
 }
 
 // conformance runs the kit and prints and writes the report.
-func (a *app) conformance(cmd *cobra.Command, target string, o conformanceOptions) error {
+func (a *app) conformance(cmd *cobra.Command, arg string, o conformanceOptions) error {
 	var spec conformance.Spec
 	if o.spec != "" {
 		s, err := conformance.ReadSpec(o.spec)
@@ -88,21 +100,26 @@ func (a *app) conformance(cmd *cobra.Command, target string, o conformanceOption
 	if err != nil {
 		return usage(err)
 	}
-	runner, name, err := runnerFor(target)
-	if err != nil {
-		return usage(err)
-	}
-	if o.module != "" {
-		name = o.module
-	}
 	level := slog.LevelError
 	if o.verbose {
 		level = slog.LevelInfo
 	}
+	logger := slog.New(slog.NewTextHandler(a.Stderr, &slog.HandlerOptions{Level: level}))
+	tg, err := resolveTarget(cmd.Context(), arg, o.runtime, a.DockerLabels, dockerFromEnv)
+	if err != nil {
+		return err
+	}
+	defer tg.close() // the run has removed its container; only the client is left
+	if dr, ok := tg.runner.(*conformance.DockerRunner); ok {
+		dr.Logger = logger
+	}
+	name := tg.name
+	if o.module != "" {
+		name = o.module
+	}
 	rep, err := conformance.Run(cmd.Context(), conformance.Options{
-		Spec: spec, ModuleName: name, Runner: runner, Env: env, WorkDir: o.workDir,
-		Logger: slog.New(slog.NewTextHandler(a.Stderr, &slog.HandlerOptions{Level: level})),
-		Now:    a.Now,
+		Spec: spec, ModuleName: name, Runner: tg.runner, Env: env, WorkDir: o.workDir,
+		Logger: logger, Now: a.Now,
 	})
 	switch {
 	case errors.Is(err, conformance.ErrSpec):
@@ -171,35 +188,4 @@ func parseEnvFlags(kvs []string) (map[string]string, error) {
 		env[k] = v
 	}
 	return env, nil
-}
-
-// runnerFor picks the runner for the target and the module name it suggests: an existing
-// file is an executable run as a process.
-func runnerFor(target string) (conformance.Runner, string, error) {
-	fi, err := os.Stat(target)
-	switch {
-	case err == nil && !fi.IsDir():
-		path, err := filepath.Abs(target)
-		if err != nil {
-			return nil, "", err
-		}
-		return &conformance.ProcessRunner{Path: path}, moduleNameOf(filepath.Base(target)), nil
-	case err == nil:
-		return nil, "", fmt.Errorf("%s is a directory, not an executable", target)
-	case strings.ContainsRune(target, os.PathSeparator) && (strings.HasPrefix(target, ".") || filepath.IsAbs(target)):
-		return nil, "", fmt.Errorf("executable %s: %w", target, err)
-	}
-	return nil, "", fmt.Errorf("%s is not an executable file; image references need the Docker runner, which is not available in this build", target)
-}
-
-// moduleNameOf turns a file or image name into a module name: the characters a module id
-// may not hold become '-'.
-func moduleNameOf(base string) string {
-	base = strings.TrimSuffix(base, filepath.Ext(base))
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
-			return r
-		}
-		return '-'
-	}, base)
 }

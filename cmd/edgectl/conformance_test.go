@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/distribution/reference"
+	"github.com/docker/docker/client"
 
 	"github.com/outpost-edge/outpost/runtime/conformance"
 )
@@ -32,20 +37,79 @@ func TestModuleNameOf(t *testing.T) {
 	}
 }
 
-func TestRunnerFor(t *testing.T) {
+func TestImageModuleName(t *testing.T) {
+	for ref, want := range map[string]string{
+		"relayer": "relayer", "outpost/relayer:dev": "relayer", "localhost:5000/team/my.module:1.0": "my.module",
+		"example.com/a/b/filter@sha256:" + strings.Repeat("a", 64): "filter",
+	} {
+		named, err := reference.ParseNormalizedNamed(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := imageModuleName(named); got != want {
+			t.Errorf("imageModuleName(%q) = %q, want %q", ref, got, want)
+		}
+	}
+}
+
+// TestResolveTarget decides between executables and images without an engine: the
+// engine it is given never answers, which tells the cases that ask it from those that
+// must not.
+func TestResolveTarget(t *testing.T) {
 	dir := t.TempDir()
 	exe := filepath.Join(dir, "mymodule")
 	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	r, name, err := runnerFor(exe)
-	if err != nil || name != "mymodule" || r.Describe() != "executable "+exe {
-		t.Errorf("runnerFor(%s) = %v, %q, %v", exe, r, name, err)
+	noEngine := func() (*client.Client, error) {
+		return client.NewClientWithOpts(client.WithHost("unix://"+filepath.Join(dir, "no-docker.sock")), client.WithAPIVersionNegotiation())
 	}
-	for _, bad := range []string{dir, filepath.Join(dir, "missing"), "./missing", "relayer:1.0"} {
-		if _, _, err := runnerFor(bad); err == nil {
-			t.Errorf("runnerFor(%q) accepted", bad)
-		}
+	brokenClient := func() (*client.Client, error) { return nil, errors.New("bad DOCKER_HOST") }
+	tests := []struct {
+		name     string
+		arg      string
+		runtime  string
+		open     openEngine
+		wantCode int    // exit code; 0: resolved
+		wantSay  string // in the error, or the runner's description
+	}{
+		{name: "executable", arg: exe, runtime: targetAuto, wantSay: "executable " + exe},
+		{name: "executable, process forced", arg: exe, runtime: targetProcess, wantSay: "executable " + exe},
+		{name: "directory", arg: dir, runtime: targetAuto, wantCode: exitUsage, wantSay: "is a directory"},
+		{name: "missing relative path", arg: "./missing", runtime: targetAuto, wantCode: exitUsage, wantSay: "executable ./missing"},
+		{name: "missing absolute path", arg: filepath.Join(dir, "nope"), runtime: targetAuto, wantCode: exitUsage, wantSay: "nope"},
+		{name: "not a file: an image, no engine", arg: "relayer:1.0", runtime: targetAuto, open: noEngine, wantCode: exitFailed,
+			wantSay: "relayer:1.0 is not a file here, so it was taken for an image reference"},
+		{name: "not a file, not a reference", arg: "Relayer!", runtime: targetAuto, open: noEngine, wantCode: exitUsage, wantSay: "image reference"},
+		{name: "not a file, process forced", arg: "relayer:1.0", runtime: targetProcess, wantCode: exitUsage, wantSay: "executable relayer:1.0"},
+		{name: "docker prefix on an existing file", arg: "docker:" + exe, runtime: targetAuto, open: noEngine, wantCode: exitUsage, wantSay: "image reference"},
+		{name: "docker prefix, no engine", arg: "docker:outpost/relayer:dev", runtime: targetAuto, open: noEngine, wantCode: exitFailed, wantSay: "outpost/relayer:dev"},
+		{name: "docker runtime, no client", arg: "relayer", runtime: targetDocker, open: brokenClient, wantCode: exitFailed, wantSay: "bad DOCKER_HOST"},
+		{name: "docker prefix with process runtime", arg: "docker:relayer", runtime: targetProcess, wantCode: exitUsage, wantSay: "--runtime is process"},
+		{name: "unknown runtime", arg: exe, runtime: "podman", wantCode: exitUsage, wantSay: "want auto, process or docker"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			open := tt.open
+			if open == nil {
+				open = func() (*client.Client, error) {
+					t.Error("the engine was asked")
+					return nil, errors.New("no engine in this case")
+				}
+			}
+			tg, err := resolveTarget(context.Background(), tt.arg, tt.runtime, nil, open)
+			code, msg := codeOf(err)
+			if code != tt.wantCode {
+				t.Fatalf("exit %d (%s), want %d", code, msg, tt.wantCode)
+			}
+			if err == nil {
+				defer tg.close()
+				msg = tg.runner.Describe()
+			}
+			if !strings.Contains(msg, tt.wantSay) {
+				t.Errorf("%q does not say %q", msg, tt.wantSay)
+			}
+		})
 	}
 }
 

@@ -6,8 +6,9 @@ import (
 	"time"
 )
 
-// checkSigterm sends SIGTERM and waits sigtermGraceSeconds for the module to exit with
-// code 0, as docker stop and the edge agent do; a module still running then is killed.
+// checkSigterm sends SIGTERM (a container: docker stop) and waits sigtermGraceSeconds for
+// the module to exit with code 0, as docker stop and the edge agent do; a module still
+// running then is killed.
 func (h *harness) checkSigterm(ctx context.Context) Result {
 	res := Result{Name: CheckSigterm}
 	if exited := h.moduleExited(); exited != "" {
@@ -17,7 +18,13 @@ func (h *harness) checkSigterm(ctx context.Context) Result {
 	}
 	grace := duration(h.spec.SigtermGraceSeconds)
 	start := h.now()
-	if err := h.inst.Terminate(); err != nil {
+	stop := h.inst.Terminate
+	if gs, ok := h.inst.(GracefulStopper); ok {
+		// The engine stops it as the edge agent would have it do (docker stop); the harness
+		// still judges the grace period itself and kills a module that outlives it.
+		stop = func() error { return gs.Stop(grace) }
+	}
+	if err := stop(); err != nil {
 		res.Verdict, res.Evidence = Fail, err.Error()
 		return res
 	}
@@ -67,8 +74,12 @@ func (h *harness) checkMemory(sampled bool, u usage) Result {
 	}
 	const mib = 1 << 20
 	peak := float64(u.PeakRSS) / mib
-	res.Evidence = fmt.Sprintf("peak resident set %.1f MiB, limit %g MiB (%d samples over %v)",
-		peak, h.spec.Limits.MemoryMB, u.Samples, u.Last.Sub(u.First).Round(100*time.Millisecond))
+	what := "peak resident set"
+	if h.resourceSource != "" {
+		what = "peak memory use"
+	}
+	res.Evidence = fmt.Sprintf("%s %.1f MiB, limit %g MiB (%s%d samples over %v)",
+		what, peak, h.spec.Limits.MemoryMB, h.sourcePrefix(), u.Samples, u.Last.Sub(u.First).Round(100*time.Millisecond))
 	res.Verdict = Pass
 	if peak > h.spec.Limits.MemoryMB {
 		res.Verdict = Fail
@@ -84,8 +95,8 @@ func (h *harness) checkCPU(sampled bool, u usage) Result {
 		return res
 	}
 	avg := u.AverageCPUPercent()
-	res.Evidence = fmt.Sprintf("average CPU %.1f%% of one core, limit %g%% (%v of CPU time over %v)",
-		avg, h.spec.Limits.CPUPercent, (u.CPU - u.FirstCPU).Round(10*time.Millisecond), u.Last.Sub(u.First).Round(100*time.Millisecond))
+	res.Evidence = fmt.Sprintf("average CPU %.1f%% of one core, limit %g%% (%s%v of CPU time over %v)",
+		avg, h.spec.Limits.CPUPercent, h.sourcePrefix(), (u.CPU - u.FirstCPU).Round(10*time.Millisecond), u.Last.Sub(u.First).Round(100*time.Millisecond))
 	res.Verdict = Pass
 	if avg > h.spec.Limits.CPUPercent {
 		res.Verdict = Fail
@@ -93,13 +104,22 @@ func (h *harness) checkCPU(sampled bool, u usage) Result {
 	return res
 }
 
+// sourcePrefix names what measured the resources, for the evidence ("docker stats: "),
+// or "" for /proc.
+func (h *harness) sourcePrefix() string {
+	if h.resourceSource == "" {
+		return ""
+	}
+	return h.resourceSource + ": "
+}
+
 // unsampled says why the resource checks cannot judge, or "".
 func unsampled(sampled bool, u usage) string {
 	switch {
 	case !sampled:
-		return "the runner does not give the module's process id"
+		return "the runner gives neither the module's process id nor its resource use"
 	case u.Samples < minSamples && u.ReadError != "":
-		return "the module's /proc entry could not be read: " + u.ReadError
+		return "the module's resource use could not be read: " + u.ReadError
 	case u.Samples < minSamples:
 		return fmt.Sprintf("the module ran too briefly to be sampled (%d sample(s))", u.Samples)
 	}

@@ -14,6 +14,23 @@
 //	rep.WriteText(os.Stdout)
 //	if !rep.OK() { ... }
 //
+// An image runs the same way with a DockerRunner (an engine client of the caller's, the
+// image already in the engine):
+//
+//	Runner: &conformance.DockerRunner{Image: "registry.example.com/mymodule:1.0", Client: cli}
+//
+// # Runners
+//
+// ProcessRunner starts an executable as a child process in its own process group; the
+// resource checks read its /proc entry, the sigterm check signals it. DockerRunner creates
+// a container of the image on a Docker Engine on this host, in the host's network (the
+// edge hub listens on loopback, under the name in its certificate), with the run's edge CA
+// bind-mounted read-only at ContainerCAFile, labelled LabelOwner=Owner (not the edge
+// agent's owner label); the sigterm check stops it with docker stop, the resource checks
+// read docker stats, and the container is removed at the end of the run whatever
+// happened. A run that was killed outright leaves its container behind: the next
+// DockerRunner start on the host removes it.
+//
 // # A run
 //
 //	setup:  work dir -> fake IoT Hub (random loopback ports) -> edge device, the module's
@@ -54,13 +71,18 @@
 //   - method/{m}: a direct method invoked through the fake IoT Hub's service API.
 //   - reconnect: after the hub's restart, a new "client connected" within the bound; every
 //     sample sent across the restart comes out of the output that declares it.
-//   - sigterm: SIGTERM, then exit code 0 within the grace period (else SIGKILL).
-//   - memory, cpu: the module process's peak VmRSS and average CPU over the run.
+//   - sigterm: SIGTERM (a container: docker stop), then exit code 0 within the grace
+//     period (else SIGKILL).
+//   - memory, cpu: the module process's peak VmRSS and average CPU over the run (a
+//     container: its cgroup's, from docker stats).
 //
 // # Caveats
 //
 //   - The module must reach the hub on its random port: Outpost's modules read
 //     OUTPOST_MQTT_PORT; others need the hub on 8883 (not offered yet).
-//   - Only the module's own process is sampled, not its children.
+//   - Only an executable's own process is sampled, not its children (a container's
+//     cgroup counts every process in it).
+//   - The Docker Engine must run on this host (host network, a bind mount of a local
+//     file); the runner does not pull images.
 //   - Runs share nothing, so several may run at once (each has its own ports and dirs).
 package conformance

@@ -10,8 +10,8 @@ import (
 
 // EnvPort is the variable that tells Outpost's modules the edge hub's MQTT/TLS port when
 // it is not 8883 (see cmd/internal/modulemain); the harness's hub listens on a random
-// loopback port. Modules built on other SDKs ignore it and must be run where the hub is on
-// 8883 (Docker with the azure-iot-edge network and alias).
+// loopback port. Modules built on other SDKs ignore it and dial 8883, which the harness
+// does not offer.
 const EnvPort = "OUTPOST_MQTT_PORT"
 
 // injected are the variables the harness sets, as the edge agent does (runtime/agent's

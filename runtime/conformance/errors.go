@@ -1,6 +1,9 @@
 package conformance
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Errors returned by this package wrap one of them; match with errors.Is.
 var (
@@ -16,4 +19,14 @@ var (
 	// the probe client would not start). It says nothing about the module: no report is
 	// produced.
 	ErrHarness = errors.New("conformance harness failed")
+
+	// ErrImageNotFound reports an image reference the Docker Engine does not hold (the kit
+	// does not pull). It wraps ErrTarget.
+	ErrImageNotFound = fmt.Errorf("%w: image not found in the Docker Engine", ErrTarget)
+
+	// errNotRunning is a stats sample of a container that is not running.
+	errNotRunning = errors.New("the container is not running")
+
+	// errStaleStats is a stats sample the engine had given already.
+	errStaleStats = errors.New("docker stats: no new sample")
 )

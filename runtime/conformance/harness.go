@@ -76,10 +76,11 @@ type harness struct {
 	moduleID     string // the module's client id, {edge}/{module}
 	probeID      string
 
-	inst    Instance
-	alive   context.Context // ends when the module exits (or the run's ctx ends)
-	started time.Time       // the module's start
-	conn    event           // the module's first connection
+	inst           Instance
+	resourceSource string          // what measures the module's resources; "" for /proc
+	alive          context.Context // ends when the module exits (or the run's ctx ends)
+	started        time.Time       // the module's start
+	conn           event           // the module's first connection
 }
 
 // Run runs the module against a fake IoT Hub and a real edge hub, checks it and returns
@@ -262,6 +263,10 @@ func (h *harness) teardown() {
 				h.log.Warn("the module did not exit after SIGKILL", "pid", h.inst.PID())
 			}
 		}
+		if err := h.inst.Close(); err != nil {
+			// An error: a container may be left behind.
+			h.log.Error("releasing the module", "target", h.opts.Runner.Describe(), "err", err)
+		}
 	}
 	if h.probe != nil {
 		h.probe.close()
@@ -306,8 +311,13 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 
 	var smp *sampler
 	sampled := make(chan struct{})
-	if pid := inst.PID(); pid > 0 {
-		smp = &sampler{pid: pid, proc: "/proc", now: h.now}
+	if rs, ok := inst.(ResourceSampler); ok {
+		smp = &sampler{read: rs.SampleResources, interval: rs.SampleInterval(), now: h.now}
+		h.resourceSource = rs.ResourceSource()
+	} else if pid := inst.PID(); pid > 0 {
+		smp = procSampler("/proc", pid, h.now)
+	}
+	if smp != nil {
 		sctx, stop := context.WithCancel(ctx)
 		go func() {
 			defer close(sampled)

@@ -11,12 +11,14 @@ import (
 	"time"
 )
 
-// The resource checks read the module's /proc entry: the resident set size from
-// /proc/{pid}/status (VmRSS) and the CPU time from /proc/{pid}/stat (utime + stime), sampled
-// every sampleInterval while the module runs. Only the module's own process is counted,
-// not its children.
+// The resource checks sample the module while it runs. A process is read from its /proc
+// entry: the resident set size from /proc/{pid}/status (VmRSS) and the CPU time from
+// /proc/{pid}/stat (utime + stime), every sampleInterval; only the module's own process is
+// counted, not its children. An instance that measures itself (ResourceSampler: a
+// container, through the engine's stats of its cgroup) is asked instead, every
+// Interval it gives.
 
-// sampleInterval is the time between two samples.
+// sampleInterval is the time between two samples of a process.
 const sampleInterval = 100 * time.Millisecond
 
 // clockTicks is the unit of utime and stime in /proc/{pid}/stat (USER_HZ). It is 100 on
@@ -31,7 +33,7 @@ type usage struct {
 	First     time.Time     // first sample
 	Last      time.Time     // last sample
 	FirstCPU  time.Duration // CPU time at the first sample
-	ReadError string        // the first read failure while the process was running
+	ReadError string        // the first read failure while the module was running
 }
 
 // AverageCPUPercent is the CPU time used between the first and the last sample over the
@@ -44,22 +46,30 @@ func (u usage) AverageCPUPercent() float64 {
 	return 100 * float64(u.CPU-u.FirstCPU) / float64(wall)
 }
 
-// sampler samples one process until its context ends.
+// readFunc reads one sample of the module's resource use.
+type readFunc func(ctx context.Context) (ResourceSample, error)
+
+// sampler samples one module until its context ends.
 type sampler struct {
-	pid  int
-	proc string // /proc, replaced in tests
-	now  func() time.Time
+	read     readFunc
+	interval time.Duration
+	now      func() time.Time
 
 	mu sync.Mutex
 	u  usage
 }
 
-// run samples every sampleInterval until ctx ends; the first sample is taken at once.
+// procSampler samples process pid through the proc file system at proc ("/proc").
+func procSampler(proc string, pid int, now func() time.Time) *sampler {
+	return &sampler{read: procReader(proc, pid), interval: sampleInterval, now: now}
+}
+
+// run samples every interval until ctx ends; the first sample is taken at once.
 func (s *sampler) run(ctx context.Context) {
-	t := time.NewTicker(sampleInterval)
+	t := time.NewTicker(s.interval)
 	defer t.Stop()
 	for {
-		s.sample()
+		s.sample(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -68,25 +78,13 @@ func (s *sampler) run(ctx context.Context) {
 	}
 }
 
-// sample reads the process's status and stat once. A process that has exited gives read
-// errors, which are kept only until the first good sample has been taken.
-func (s *sampler) sample() {
-	dir := fmt.Sprintf("%s/%d/", s.proc, s.pid)
-	status, err1 := os.ReadFile(dir + "status")
-	stat, err2 := os.ReadFile(dir + "stat")
-	now := s.now()
-	var rss int64
-	var cpu time.Duration
-	var err error
-	switch {
-	case err1 != nil:
-		err = err1
-	case err2 != nil:
-		err = err2
-	default:
-		if rss, err = parseRSS(status); err == nil {
-			cpu, err = parseCPU(stat)
-		}
+// sample reads the module's use once. A module that has exited gives read errors, which
+// are kept only until the first good sample has been taken.
+func (s *sampler) sample(ctx context.Context) {
+	r, err := s.read(ctx)
+	now := r.At
+	if now.IsZero() {
+		now = s.now()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -97,11 +95,11 @@ func (s *sampler) sample() {
 		return
 	}
 	if s.u.Samples == 0 {
-		s.u.First, s.u.FirstCPU = now, cpu
+		s.u.First, s.u.FirstCPU = now, r.CPU
 	}
 	s.u.Samples++
-	s.u.Last, s.u.CPU = now, cpu
-	s.u.PeakRSS = max(s.u.PeakRSS, rss)
+	s.u.Last, s.u.CPU = now, r.CPU
+	s.u.PeakRSS = max(s.u.PeakRSS, r.Memory)
 }
 
 // usage returns what was sampled so far.
@@ -109,6 +107,30 @@ func (s *sampler) usage() usage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.u
+}
+
+// procReader reads process pid's resident set and CPU time from its /proc entry.
+func procReader(proc string, pid int) readFunc {
+	dir := fmt.Sprintf("%s/%d/", proc, pid)
+	return func(context.Context) (ResourceSample, error) {
+		status, err := os.ReadFile(dir + "status")
+		if err != nil {
+			return ResourceSample{}, err
+		}
+		stat, err := os.ReadFile(dir + "stat")
+		if err != nil {
+			return ResourceSample{}, err
+		}
+		rss, err := parseRSS(status)
+		if err != nil {
+			return ResourceSample{}, err
+		}
+		cpu, err := parseCPU(stat)
+		if err != nil {
+			return ResourceSample{}, err
+		}
+		return ResourceSample{Memory: rss, CPU: cpu}, nil
+	}
 }
 
 // parseRSS reads VmRSS from /proc/{pid}/status, in bytes. A process without it (a zombie,

@@ -65,7 +65,8 @@ func TestSampler_PeakAndAverage(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Unix(1000, 0)
-	s := &sampler{pid: 42, proc: proc, now: func() time.Time { return now }}
+	s := procSampler(proc, 42, func() time.Time { return now })
+	ctx := context.Background()
 	write := func(rssKB, ticks int) {
 		t.Helper()
 		stat := fmt.Sprintf("42 (m) S 1 1 1 1 -1 0 0 0 0 0 %d 0 0 0 20 0 1 0 1 1 1", ticks)
@@ -77,13 +78,13 @@ func TestSampler_PeakAndAverage(t *testing.T) {
 		}
 	}
 	write(1000, 100)
-	s.sample()
+	s.sample(ctx)
 	now = now.Add(2 * time.Second)
 	write(5000, 150) // 0.5 s of CPU in 2 s
-	s.sample()
+	s.sample(ctx)
 	now = now.Add(2 * time.Second)
 	write(3000, 200)
-	s.sample()
+	s.sample(ctx)
 	u := s.usage()
 	if u.Samples != 3 || u.PeakRSS != 5000*1024 {
 		t.Errorf("samples %d, peak %d", u.Samples, u.PeakRSS)
@@ -95,14 +96,14 @@ func TestSampler_PeakAndAverage(t *testing.T) {
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	s.sample()
+	s.sample(ctx)
 	if s.usage() != u {
 		t.Errorf("a failed sample changed the usage: %+v", s.usage())
 	}
 }
 
 func TestSampler_ReadErrorBeforeAnySample(t *testing.T) {
-	s := &sampler{pid: 42, proc: t.TempDir(), now: time.Now}
+	s := procSampler(t.TempDir(), 42, time.Now)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	s.run(ctx) // one sample, then returns
@@ -119,8 +120,8 @@ func TestSampler_OwnProcess(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("no /proc")
 	}
-	s := &sampler{pid: os.Getpid(), proc: "/proc", now: time.Now}
-	s.sample()
+	s := procSampler("/proc", os.Getpid(), time.Now)
+	s.sample(context.Background())
 	if u := s.usage(); u.Samples != 1 || u.PeakRSS <= 0 {
 		t.Errorf("sampling the test process: %+v", u)
 	}

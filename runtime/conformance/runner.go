@@ -8,14 +8,17 @@ import (
 	"sort"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // Runner starts the module under test. ProcessRunner runs an executable; DockerRunner an
 // image. Run calls Start once per run, from its own goroutine.
 type Runner interface {
 	// Start starts the module with env as its whole environment (nothing inherited, as in
-	// a container built FROM scratch). The module runs until it exits or is killed; ctx
-	// bounds the start only.
+	// a container built FROM scratch; an image's own ENV stays under it). File paths in
+	// env (EdgeModuleCACertificateFile) are paths on this host: a runner that isolates the
+	// module's file system makes the file available to it and rewrites the variable. The
+	// module runs until it exits or is killed; ctx bounds the start only.
 	Start(ctx context.Context, env map[string]string) (Instance, error)
 	// Describe names what is run, for the report ("executable ./relayer").
 	Describe() string
@@ -24,7 +27,8 @@ type Runner interface {
 // Instance is a started module. Its methods are safe for concurrent use.
 type Instance interface {
 	// PID is the module's process id on this host, whose /proc entry the resource checks
-	// sample; 0 when unknown (the checks are then skipped).
+	// sample; 0 when unknown. A ResourceSampler is sampled through its own method instead;
+	// any other instance with no PID has its resource checks skipped.
 	PID() int
 	// Terminate sends SIGTERM.
 	Terminate() error
@@ -32,11 +36,54 @@ type Instance interface {
 	Kill() error
 	// Done is closed when the module has exited.
 	Done() <-chan struct{}
-	// ExitCode is the exit code once Done is closed; -1 when a signal ended it.
+	// ExitCode is the exit code once Done is closed; -1 before, and for a process that a
+	// signal ended (a container's is the engine's, 128+n after signal n).
 	ExitCode() int
 	// Output is the end of what the module wrote to stdout and stderr (at most
 	// maxOutput bytes).
 	Output() string
+	// Close releases what the instance holds once the module has exited or been killed:
+	// a container is removed. Run calls it exactly once, at the end of the run, whatever
+	// happened (failed checks, an interrupted run).
+	Close() error
+}
+
+// ResourceSampler is implemented by instances that measure their own resource use (a
+// container: the engine's stats of its cgroup) rather than through /proc by PID. The
+// memory and cpu checks then sample it every SampleInterval while the module runs.
+type ResourceSampler interface {
+	// SampleResources returns the module's current memory use and its CPU time so far. It
+	// may block until the engine's next measurement. The first sample may be the module's
+	// start (nothing used yet), so that the average CPU covers the whole run even when the
+	// engine measures rarely.
+	SampleResources(ctx context.Context) (ResourceSample, error)
+	// SampleInterval is the time between two samples.
+	SampleInterval() time.Duration
+	// ResourceSource names what is measured, for the evidence ("docker stats").
+	ResourceSource() string
+}
+
+// ResourceSample is one measurement of a module's resource use.
+type ResourceSample struct {
+	// Memory is the memory in use, in bytes: a process's resident set; a container's
+	// cgroup memory use without its inactive page cache (what docker stats shows).
+	Memory int64
+	// CPU is the CPU time used since the module started (user and system).
+	CPU time.Duration
+	// At is when the measurement was taken; zero means when SampleResources returned. A
+	// sampler whose engine measures on its own schedule (docker stats: once a second)
+	// gives the engine's time.
+	At time.Time
+}
+
+// GracefulStopper is implemented by instances that an engine stops (docker stop: the
+// image's stop signal, SIGTERM unless it says otherwise, then SIGKILL after a timeout).
+// The sigterm check calls Stop rather than Terminate; it still judges the exit against
+// the spec's grace period itself, and kills a module that outlives it.
+type GracefulStopper interface {
+	// Stop asks the engine to stop the module, leaving it at least grace before the engine
+	// kills it. It returns at once: the engine sends the signal as it gets the request.
+	Stop(grace time.Duration) error
 }
 
 // maxOutput bounds the module output kept for the report.
@@ -103,6 +150,7 @@ func (p *process) Done() <-chan struct{} { return p.done }
 func (p *process) Output() string        { return p.out.String() }
 func (p *process) Terminate() error      { return p.signal(syscall.SIGTERM) }
 func (p *process) Kill() error           { return p.signal(syscall.SIGKILL) }
+func (p *process) Close() error          { return nil } // Run waits for the process to exit
 func (p *process) ExitCode() int {
 	select {
 	case <-p.done:

@@ -95,7 +95,8 @@ type Twin struct {
 
 // Limits bound the module's resource use over the run.
 type Limits struct {
-	// MemoryMB caps the module's peak resident set size, in MiB; default 256.
+	// MemoryMB caps the module's peak resident set size (a container: its cgroup's peak
+	// memory use, as docker stats shows it), in MiB; default 256.
 	MemoryMB float64 `json:"memoryMB,omitempty"`
 	// CPUPercent caps the module's average CPU use over the run, in percent of one core;
 	// default 100.
