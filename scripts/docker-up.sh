@@ -18,7 +18,16 @@ fi
 
 echo "docker-up: starting dockerd" >&2
 mkdir -p /var/log
-nohup dockerd --storage-driver=overlay2 >/var/log/outpost-dockerd.log 2>&1 &
+# The daemon outlives this script: it must not inherit our descriptors beyond stdio (a
+# caller's lock file, say `flock LOCK scripts/docker-up.sh`, would stay held for as long as
+# dockerd runs).
+(
+  for fd in /proc/self/fd/*; do
+    fd=${fd##*/}
+    if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
+  done
+  exec nohup setsid dockerd --storage-driver=overlay2 </dev/null >/var/log/outpost-dockerd.log 2>&1
+) &
 
 for _ in $(seq 1 60); do
   if docker info >/dev/null 2>&1; then
