@@ -5,10 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/outpost-edge/outpost/cmd/internal/cli"
 	"github.com/outpost-edge/outpost/runtime/agent"
+	"github.com/outpost-edge/outpost/runtime/agent/docker"
 	"github.com/outpost-edge/outpost/runtime/agent/restart"
 	"github.com/outpost-edge/outpost/runtime/moduleclient"
 )
@@ -19,16 +21,20 @@ type config struct {
 	dataDir              string
 	runtime              string
 	imageDir             string
-	gatewayHostName      string
-	parentHostName       string
-	caFile               string
-	moduleCAFile         string
-	serviceURL           string
-	mqttPort             int
-	period               time.Duration
-	backoff              restart.Policy // restart back-off: unit, cap, reset, give-up limit
-	logFormat            string
-	logLevel             string
+	// network and requireDigest are the Docker runtime's: the modules'
+	// network, and whether only images pinned by digest may run.
+	network         string
+	requireDigest   bool
+	gatewayHostName string
+	parentHostName  string
+	caFile          string
+	moduleCAFile    string
+	serviceURL      string
+	mqttPort        int
+	period          time.Duration
+	backoff         restart.Policy // restart back-off: unit, cap, reset, give-up limit
+	logFormat       string
+	logLevel        string
 	// configFile is --config: edgectl setup's edge.json (configfile.go).
 	configFile string
 	// settingsFile is --config-file: the TOML configuration file.
@@ -65,6 +71,8 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.dataDir, "data-dir", "./edgeagent-data", "directory for the agent's state (and the process runtime's modules)")
 	fs.StringVar(&c.runtime, "runtime", runtimeProcess, "module runtime: process or docker")
 	fs.StringVar(&c.imageDir, "image-dir", "", "process runtime: directory where registry-style images resolve to executables")
+	fs.StringVar(&c.network, "network", docker.DefaultNetwork, "docker runtime: the bridge network modules join (created when missing; edgectl setup --network)")
+	fs.BoolVar(&c.requireDigest, "require-digest", false, "docker runtime: refuse to pull or create a module whose image is not pinned by digest (name@sha256:...)")
 	fs.StringVar(&c.gatewayHostName, "gateway-hostname", "localhost", "the edge device's host name, where modules reach edgeHub")
 	fs.StringVar(&c.parentHostName, "parent-hostname", "", "nested edge: the parent edge device's host name")
 	fs.StringVar(&c.caFile, "ca-file", "", "PEM CA to trust for the hub (MQTT and HTTPS), also given to edgeHub; system roots when empty")
@@ -162,6 +170,11 @@ func validate(c config, args []string) error {
 		return errors.New("--data-dir must not be empty")
 	case c.runtime != runtimeProcess && c.runtime != runtimeDocker:
 		return fmt.Errorf("--runtime %q: want %s or %s", c.runtime, runtimeProcess, runtimeDocker)
+	case c.runtime == runtimeDocker && strings.TrimSpace(c.network) == "":
+		return errors.New("--network must not be empty with the docker runtime")
+	case c.runtime != runtimeDocker && c.requireDigest:
+		// A policy that silently does not apply is worse than a refusal.
+		return fmt.Errorf("--require-digest applies to the docker runtime only, not to --runtime %s (whose images are executables)", c.runtime)
 	case c.gatewayHostName == "":
 		return errors.New("--gateway-hostname must not be empty")
 	case c.mqttPort <= 0 || c.mqttPort > 65535:

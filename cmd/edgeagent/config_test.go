@@ -48,7 +48,7 @@ restart-max = 7
 `)
 	edgeJSON := writeConfig(t, dir, "edge.json", `{"schemaVersion": "1", "agent": {"data-dir": "/json/data", "mqtt-port": 2002}}`)
 	base := config{
-		dataDir: "./edgeagent-data", runtime: "process", gatewayHostName: "localhost", mqttPort: 8883, period: 5 * time.Second,
+		dataDir: "./edgeagent-data", runtime: "process", network: "azure-iot-edge", gatewayHostName: "localhost", mqttPort: 8883, period: 5 * time.Second,
 		logFormat: "text", logLevel: "info",
 		backoff: restart.Policy{Unit: restart.DefaultUnit, Cap: restart.DefaultCap, ResetAfter: restart.DefaultResetAfter},
 	}
@@ -180,4 +180,57 @@ func writeConfig(t *testing.T, dir, name, content string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestDockerSettings follows --network and --require-digest from every
+// source to the Docker runtime's options: edgectl setup --network writes
+// agent.network to edge.json, and modules must land on that network, not
+// on azure-iot-edge.
+func TestDockerSettings(t *testing.T) {
+	dir := t.TempDir()
+	edgeJSON := writeConfig(t, dir, "edge.json", `{"schemaVersion": "1", "agent": {"connection-string-file": "/cs", "runtime": "docker", "network": "plant-net"},
+	  "docker": {"agentImage": "outpost/edgeagent:dev", "agentNetwork": "host"}}`)
+	toml := writeConfig(t, dir, "edgeagent.toml", "connection-string-file = \"/cs\"\nruntime = \"docker\"\nnetwork = \"site-net\"\nrequire-digest = true\n")
+	tests := []struct {
+		name        string
+		args        []string
+		env         map[string]string
+		wantNetwork string
+		wantDigest  bool
+		wantErr     string
+	}{
+		{name: "defaults", args: []string{"--connection-string-file", "/cs", "--runtime", "docker"}, wantNetwork: "azure-iot-edge"},
+		{name: "flags", args: []string{"--connection-string-file", "/cs", "--runtime", "docker", "--network", "n1", "--require-digest"},
+			wantNetwork: "n1", wantDigest: true},
+		{name: "environment", args: []string{"--connection-string-file", "/cs", "--runtime", "docker"},
+			env: map[string]string{"EDGEAGENT_NETWORK": "n2", "EDGEAGENT_REQUIRE_DIGEST": "true"}, wantNetwork: "n2", wantDigest: true},
+		{name: "edge.json as edgectl setup writes it", args: []string{"--config", edgeJSON}, wantNetwork: "plant-net"},
+		{name: "TOML file", args: []string{"--config-file", toml}, wantNetwork: "site-net", wantDigest: true},
+		{name: "edge.json over the TOML file", args: []string{"--config-file", toml, "--config", edgeJSON}, wantNetwork: "plant-net", wantDigest: true},
+		{name: "digest policy on the process runtime", args: []string{"--connection-string-file", "/cs", "--require-digest"},
+			wantErr: "--require-digest applies to the docker runtime only"},
+		{name: "empty network", args: []string{"--connection-string-file", "/cs", "--runtime", "docker", "--network", " "},
+			wantErr: "--network must not be empty"},
+		{name: "bad boolean", args: []string{"--connection-string-file", "/cs", "--runtime", "docker"},
+			env: map[string]string{"EDGEAGENT_REQUIRE_DIGEST": "sometimes"}, wantErr: "EDGEAGENT_REQUIRE_DIGEST"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseConfig(tt.args, func(k string) string { return tt.env[k] }, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := dockerOptions(c, nil)
+			if o.Network != tt.wantNetwork || o.RequireDigest != tt.wantDigest || o.GatewayHostName != c.gatewayHostName {
+				t.Errorf("docker.Options Network %q, RequireDigest %v, GatewayHostName %q; want %q, %v, %q",
+					o.Network, o.RequireDigest, o.GatewayHostName, tt.wantNetwork, tt.wantDigest, c.gatewayHostName)
+			}
+		})
+	}
 }

@@ -28,7 +28,7 @@ func TestParseConfig_ConfigFile(t *testing.T) {
 	            "mqtt-port": 18883, "reconcile-period": "2s", "gateway-hostname": "edge1.local"},
 	  "certificates": {"dir": "/var/lib/outpost/certs"}}`)
 	fromFile := config{
-		connectionStringFile: "/etc/cs", dataDir: "/var/lib/outpost", runtime: "docker", gatewayHostName: "edge1.local",
+		connectionStringFile: "/etc/cs", dataDir: "/var/lib/outpost", runtime: "docker", network: "azure-iot-edge", gatewayHostName: "edge1.local",
 		mqttPort: 18883, period: 2 * time.Second, logFormat: "text", logLevel: "info", configFile: good,
 		backoff: restart.Policy{Unit: restart.DefaultUnit, Cap: restart.DefaultCap, ResetAfter: restart.DefaultResetAfter},
 	}

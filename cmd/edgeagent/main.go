@@ -8,6 +8,7 @@
 //
 //	edgeagent --connection-string-file FILE [--data-dir DIR]
 //	          [--runtime process|docker] [--image-dir DIR]
+//	          [--network NAME] [--require-digest]
 //	          [--gateway-hostname NAME] [--parent-hostname NAME]
 //	          [--ca-file FILE] [--module-ca-file FILE]
 //	          [--service-url URL] [--mqtt-port N] [--reconcile-period D]
@@ -37,6 +38,16 @@
 // when empty); it is also given to edgeHub as EdgeModuleCACertificateFile.
 // --module-ca-file is the CA of the edge hub's certificate, given to the
 // other modules as EdgeModuleCACertificateFile.
+//
+// With the Docker runtime every module joins the bridge network --network
+// (azure-iot-edge by default; created when missing) unless its
+// createOptions names networks of its own; edgectl setup --network writes
+// it to edge.json, so that the agent, edgectl start (which creates it) and
+// edgectl uninstall (which removes it) agree. --require-digest refuses to
+// pull or create a module whose image is not pinned by digest
+// (name@sha256:...): the deployment is reported 500 with "image not pinned
+// by digest" and the image, the agent retries with back-off, and the other
+// modules go on.
 //
 // With --certs-dir the agent keeps the edge CA and the edge hub's server
 // certificate for --gateway-hostname in that directory (package certs'
@@ -217,7 +228,7 @@ type moduleRuntime struct {
 func newRuntime(ctx context.Context, c config, logger *slog.Logger) (*moduleRuntime, error) {
 	switch c.runtime {
 	case runtimeDocker:
-		rt, err := docker.New(docker.Options{GatewayHostName: c.gatewayHostName, Logger: logger.With("component", "docker")})
+		rt, err := docker.New(dockerOptions(c, logger.With("component", "docker"))) // options.go
 		if err != nil {
 			return nil, err
 		}

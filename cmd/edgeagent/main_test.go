@@ -19,6 +19,7 @@ import (
 	"github.com/outpost-edge/outpost/runtime/agent"
 	"github.com/outpost-edge/outpost/runtime/agent/process"
 	"github.com/outpost-edge/outpost/runtime/agent/restart"
+	"github.com/outpost-edge/outpost/runtime/sas"
 )
 
 // The test binary is also the process runtime's supervisor, as the real
@@ -33,7 +34,7 @@ func TestMain(m *testing.M) {
 func TestParseConfig(t *testing.T) {
 	required := []string{"--connection-string-file", "cs.txt"}
 	defaults := config{
-		connectionStringFile: "cs.txt", dataDir: "./edgeagent-data", runtime: "process", gatewayHostName: "localhost",
+		connectionStringFile: "cs.txt", dataDir: "./edgeagent-data", runtime: "process", network: "azure-iot-edge", gatewayHostName: "localhost",
 		mqttPort: 8883, period: 5 * time.Second, logFormat: "text", logLevel: "info",
 		backoff: restart.Policy{Unit: restart.DefaultUnit, Cap: restart.DefaultCap, ResetAfter: restart.DefaultResetAfter},
 	}
@@ -147,7 +148,9 @@ func TestRun_BadConnectionStringFile(t *testing.T) {
 // TestRun_DeploysFromFakeHub runs the command in-process against a fake
 // hub with the process runtime: a deployment applied in the hub starts its
 // modules and the agent reports 200; cancelling the command leaves them
-// running.
+// running. It runs at --log-level debug, and nothing it writes on stderr
+// (nor reports) holds a secret: the device key, a module key, a
+// deployment's registry password or a stored login's.
 func TestRun_DeploysFromFakeHub(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
@@ -164,6 +167,39 @@ func TestRun_DeploysFromFakeHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	dataDir := filepath.Join(dir, "data")
+	// A registry-style image, so that the deployment's registry
+	// credentials are looked up and passed to the pull.
+	imageDir := filepath.Join(dir, "images")
+	if err := os.MkdirAll(imageDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(sleep, filepath.Join(imageDir, "sleeper")); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		deploymentPassword = "deployment-registry-password-5f1c"
+		loginPassword      = "stored-login-password-9a7e"
+	)
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.WriteRegistries(filepath.Join(dataDir, agent.RegistriesFile),
+		[]agent.RegistryLogin{{Address: "other.example.net", Username: "ops", Password: loginPassword}}); err != nil {
+		t.Fatal(err)
+	}
+	device, err := sas.ParseConnectionString(edgeCS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := map[string]string{"device key": device.SharedAccessKey, "deployment's registry password": deploymentPassword,
+		"stored login's password": loginPassword}
+	for _, id := range []string{"$edgeAgent", "$edgeHub", "sleeper"} {
+		k, err := agent.DeriveModuleKey(device.SharedAccessKey, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets["module key of "+id] = k
+	}
 	t.Cleanup(func() { // modules outlive the agent: stop them
 		rt, err := process.New(process.Options{StateDir: filepath.Join(dataDir, processDir)})
 		if err != nil {
@@ -178,7 +214,8 @@ func TestRun_DeploysFromFakeHub(t *testing.T) {
 	})
 	_, port, _ := net.SplitHostPort(s.MQTTAddress())
 	args := []string{"--connection-string-file", csFile, "--data-dir", dataDir, "--ca-file", s.CAFile(),
-		"--service-url", "https://" + s.HTTPAddress(), "--mqtt-port", port, "--reconcile-period", "200ms", "--log-format", "json"}
+		"--service-url", "https://" + s.HTTPAddress(), "--mqtt-port", port, "--reconcile-period", "200ms", "--log-format", "json", "--log-level", "debug",
+		"--image-dir", imageDir}
 
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -198,8 +235,11 @@ func TestRun_DeploysFromFakeHub(t *testing.T) {
 	})
 	var logs syncBuilder
 	ready := make(chan struct{})
+	logsDone := make(chan struct{})
 	go func() {
+		defer close(logsDone)
 		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
 		once := false
 		for sc.Scan() {
 			logs.WriteString(sc.Text() + "\n")
@@ -221,16 +261,17 @@ func TestRun_DeploysFromFakeHub(t *testing.T) {
 	manifest := fmt.Sprintf(`{
 	  "$edgeAgent": {"properties.desired": {
 	    "schemaVersion": "1.1",
-	    "runtime": {"type": "docker", "settings": {}},
+	    "runtime": {"type": "docker", "settings": {"registryCredentials": {"myacr": {
+	      "username": "puller", "password": "%[2]s", "address": "myacr.example.net"}}}},
 	    "systemModules": {
 	      "edgeAgent": {"type": "docker", "settings": {"image": "outpost/edgeagent:dev"}},
 	      "edgeHub": {"type": "docker", "status": "running", "restartPolicy": "always",
 	                  "settings": {"image": "exec:%[1]s", "createOptions": "{\"Cmd\":[\"300\"]}"}}},
 	    "modules": {
 	      "sleeper": {"version": "1", "type": "docker", "status": "running", "restartPolicy": "always",
-	                  "settings": {"image": "exec:%[1]s", "createOptions": "{\"Cmd\":[\"300\"]}"}}}}},
+	                  "settings": {"image": "myacr.example.net/sleeper:1", "createOptions": "{\"Cmd\":[\"300\"]}"}}}}},
 	  "$edgeHub": {"properties.desired": {"schemaVersion": "1.1", "routes": {}, "storeAndForwardConfiguration": {"timeToLiveSecs": 7200}}}
-	}`, sleep)
+	}`, sleep, deploymentPassword)
 	var content map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(manifest), &content); err != nil {
 		t.Fatal(err)
@@ -262,6 +303,15 @@ func TestRun_DeploysFromFakeHub(t *testing.T) {
 	if _, err := s.GetModule("edge1", "sleeper"); err != nil {
 		t.Errorf("module identity not created: %v", err)
 	}
+	rep, err := json.Marshal(reported())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, secret := range secrets {
+		if strings.Contains(string(rep), secret) {
+			t.Errorf("the reported properties hold the %s", what)
+		}
+	}
 
 	cancel()
 	select {
@@ -271,6 +321,16 @@ func TestRun_DeploysFromFakeHub(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("edgeagent did not stop")
+	}
+	<-logsDone // the pipe is closed once run returned
+	stderr := logs.String()
+	if !strings.Contains(stderr, `"level":"DEBUG"`) || !strings.Contains(stderr, "sleeper") {
+		t.Fatalf("stderr has no debug records about the module: the check below would prove nothing:\n%s", stderr)
+	}
+	for what, secret := range secrets {
+		if strings.Contains(stderr, secret) {
+			t.Errorf("stderr at --log-level debug holds the %s", what)
+		}
 	}
 	rt, err := process.New(process.Options{StateDir: filepath.Join(dataDir, processDir)})
 	if err != nil {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"log/slog"
 	"path/filepath"
 
 	"github.com/outpost-edge/outpost/runtime/agent"
+	"github.com/outpost-edge/outpost/runtime/agent/docker"
 	"github.com/outpost-edge/outpost/runtime/sas"
 )
 
@@ -44,4 +46,17 @@ func absPath(p string) string {
 		return a
 	}
 	return p
+}
+
+// dockerOptions are the Docker runtime's options from the settings: the
+// modules' network (--network, which edgectl setup writes to edge.json and
+// edgectl start creates and uninstall removes) and the digest policy
+// (--require-digest).
+func dockerOptions(c config, logger *slog.Logger) docker.Options {
+	return docker.Options{
+		Network:         c.network,
+		GatewayHostName: c.gatewayHostName,
+		RequireDigest:   c.requireDigest,
+		Logger:          logger,
+	}
 }

@@ -52,6 +52,12 @@ func skipped(format string, args ...any) outcome {
 	return outcome{Result: resultSkipped, Reason: fmt.Sprintf(format, args...)}
 }
 
+// checkListItem is one check in edgectl check --list --output json.
+type checkListItem struct {
+	ID          string `json:"id"`
+	Description string `json:"description"`
+}
+
 // checkDef is one check. needs lists checks that must pass (OK) for this
 // one to run; otherwise it is skipped, saying which.
 type checkDef struct {
@@ -209,6 +215,13 @@ The exit status is 1 when a check raised an error (or a warning, with
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.list {
+				if a.json() {
+					list := []checkListItem{}
+					for _, d := range checks() {
+						list = append(list, checkListItem{ID: d.id, Description: d.desc})
+					}
+					return a.printJSON(list)
+				}
 				for _, d := range checks() {
 					fmt.Fprintf(a.Stdout, "%-28s %s\n", d.id, d.desc)
 				}

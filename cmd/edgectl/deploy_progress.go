@@ -110,6 +110,10 @@ type moduleProgress struct {
 	Description   string `json:"description,omitempty"`
 	Done          bool   `json:"done"`
 	Failed        bool   `json:"failed"`
+	// DownloadPercent is how much of its image is downloaded, while the
+	// agent reports it (runtimeStatus downloading, statusDescription
+	// "downloading NN% of <image>").
+	DownloadPercent *int `json:"downloadPercent,omitempty"`
 }
 
 // deployState is the verdict of evaluateDeploy.
@@ -177,6 +181,9 @@ func evaluateDeploy(want []expectedModule, version, base int64, rep agentReport)
 				}
 			case agent.StatusDownloading:
 				st.Downloading++
+				if _, pct, ok := agent.ParseDownloadDescription(m.Description); ok {
+					p.DownloadPercent = &pct
+				}
 			}
 		}
 		if p.Done {
@@ -216,8 +223,20 @@ func progressBar(done, total, width int) string {
 	return fmt.Sprintf("[%s%s] %d/%d", strings.Repeat("#", fill), strings.Repeat("-", width-fill), done, total)
 }
 
+// percentBar draws percent as "[#########---------------------]  30%".
+func percentBar(percent, width int) string {
+	if width <= 0 {
+		return fmt.Sprintf("%3d%%", percent)
+	}
+	percent = min(max(percent, 0), 100)
+	fill := percent * width / 100
+	return fmt.Sprintf("[%s%s] %3d%%", strings.Repeat("#", fill), strings.Repeat("-", width-fill), percent)
+}
+
 // changedLines are the progress lines to print when the state went from
-// prev to cur: one per module whose status or description changed.
+// prev to cur: one per module whose status or description changed. A
+// module whose download progress is known gets a bar of its own:
+// "  filter: downloading [#########---------------------]  30% of <image>".
 func changedLines(prev, cur deployState) []string {
 	before := make(map[string]moduleProgress, len(prev.Modules))
 	for _, p := range prev.Modules {
@@ -229,7 +248,12 @@ func changedLines(prev, cur deployState) []string {
 			continue
 		}
 		line := fmt.Sprintf("  %s: %s", p.Name, p.RuntimeStatus)
-		if p.Description != "" {
+		if image, _, ok := agent.ParseDownloadDescription(p.Description); ok && p.DownloadPercent != nil {
+			line += " " + percentBar(*p.DownloadPercent, barWidth) + " of " + image
+			if _, note, ok := strings.Cut(p.Description, "; "); ok {
+				line += " (" + note + ")"
+			}
+		} else if p.Description != "" {
 			line += " (" + p.Description + ")"
 		}
 		out = append(out, line)

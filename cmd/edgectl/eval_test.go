@@ -392,3 +392,78 @@ func TestChangedLines(t *testing.T) {
 		t.Errorf("changedLines = %q, want %q", got, want)
 	}
 }
+
+func TestPercentBar(t *testing.T) {
+	tests := []struct {
+		percent, width int
+		want           string
+	}{
+		{0, 10, "[----------]   0%"},
+		{30, 10, "[###-------]  30%"},
+		{99, 10, "[#########-]  99%"},
+		{100, 10, "[##########] 100%"},
+		{150, 10, "[##########] 100%"},
+		{-5, 10, "[----------]   0%"},
+		{45, 0, " 45%"},
+	}
+	for _, tt := range tests {
+		if got := percentBar(tt.percent, tt.width); got != tt.want {
+			t.Errorf("percentBar(%d, %d) = %q, want %q", tt.percent, tt.width, got, tt.want)
+		}
+	}
+}
+
+// TestDeployDownloadProgress follows the agent's "downloading NN%"
+// statusDescription: evaluateDeploy reads the percentage per module, and
+// changedLines draws a bar for each module that downloads.
+func TestDeployDownloadProgress(t *testing.T) {
+	want := []expectedModule{
+		{Name: "edgeHub", Image: "hub:1", Status: "running"},
+		{Name: "filter", Image: "acr.io/filter:2", Status: "running"},
+		{Name: "sensor", Image: "acr.io/sensor:2", Status: "running"},
+	}
+	doc := func(filter, sensor string) string {
+		return `{"$version":9,"lastDesiredVersion":7,"lastDesiredStatus":{"code":200},"systemModules":{"edgeHub":{"runtimeStatus":"running"}},` +
+			`"modules":{"filter":` + filter + `,"sensor":` + sensor + `}}`
+	}
+	downloading := func(desc string) string {
+		return `{"runtimeStatus":"downloading","statusDescription":"` + desc + `"}`
+	}
+	steps := []struct {
+		filter, sensor string
+		percents       map[string]int // by module; absent: none
+		lines          string
+	}{
+		{filter: downloading("pulling acr.io/filter:2"), sensor: `{"runtimeStatus":"unknown","statusDescription":"not created"}`,
+			lines: "  edgeHub: running|  filter: downloading (pulling acr.io/filter:2)|  sensor: unknown (not created)"},
+		{filter: downloading("downloading 30% of acr.io/filter:2"), sensor: downloading("downloading 5% of acr.io/sensor:2; last attempt failed: timeout"),
+			percents: map[string]int{"filter": 30, "sensor": 5},
+			lines: "  filter: downloading [#########---------------------]  30% of acr.io/filter:2" +
+				"|  sensor: downloading [#-----------------------------]   5% of acr.io/sensor:2 (last attempt failed: timeout)"},
+		{filter: downloading("downloading 30% of acr.io/filter:2"), sensor: downloading("downloading 60% of acr.io/sensor:2"),
+			percents: map[string]int{"filter": 30, "sensor": 60},
+			lines:    "  sensor: downloading [##################------------]  60% of acr.io/sensor:2"},
+		{filter: `{"runtimeStatus":"running"}`, sensor: downloading("downloading 100% of acr.io/sensor:2"),
+			percents: map[string]int{"sensor": 100},
+			lines:    "  filter: running|  sensor: downloading [##############################] 100% of acr.io/sensor:2"},
+	}
+	var prev deployState
+	for i, s := range steps {
+		t.Run(fmt.Sprint("step ", i), func(t *testing.T) {
+			st := evaluateDeploy(want, 7, 5, report(t, doc(s.filter, s.sensor)))
+			for _, m := range st.Modules {
+				p, ok := s.percents[m.Name]
+				switch {
+				case ok && (m.DownloadPercent == nil || *m.DownloadPercent != p):
+					t.Errorf("%s: DownloadPercent %v, want %d", m.Name, m.DownloadPercent, p)
+				case !ok && m.DownloadPercent != nil:
+					t.Errorf("%s: DownloadPercent %d, want none", m.Name, *m.DownloadPercent)
+				}
+			}
+			if got := strings.Join(changedLines(prev, st), "|"); got != s.lines {
+				t.Errorf("changedLines =\n%q\nwant\n%q", got, s.lines)
+			}
+			prev = st
+		})
+	}
+}

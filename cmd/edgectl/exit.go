@@ -13,12 +13,16 @@ const (
 	exitUsage       = 2 // bad flags or arguments
 	exitTimeout     = 3 // deploy: the modules did not all run in time
 	exitUnavailable = 4 // the agent is not running or cannot be reached
+	// exitRefused: setup found the device set up with other settings and
+	// --force was not given; nothing was written.
+	exitRefused = 5
 )
 
 // exitHelp is the part of every command's help that lists the exit codes.
 const exitHelp = `
 Exit status: 0 success, 1 failure, 2 bad usage, 3 timeout (deploy),
-4 the agent is not running or its socket cannot be used.`
+4 the agent is not running or its socket cannot be used, 5 already set up
+with other settings (setup; nothing written, use --force).`
 
 // exitError carries a command's exit code and what to print on stderr.
 type exitError struct {

@@ -99,8 +99,8 @@ agent's output goes to <data-dir>/edgeagent.log. On a real device, prefer a
 systemd service (edgectl install-service).
 
 With the Docker runtime, the agent runs as the container edgeAgent (the Docker
-socket and the data directory mounted, restart policy unless-stopped, on the
-network azure-iot-edge, which start creates).
+socket and the data directory mounted, restart policy unless-stopped), and the
+modules' network (setup --network, azure-iot-edge by default) is created.
 
 Modules stopped by edgectl stop are started again by the agent, whatever their
 restart policy.` + "\n" + exitHelp,

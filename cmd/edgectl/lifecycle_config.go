@@ -67,9 +67,14 @@ type agentSettings struct {
 	ServiceURL           string `json:"service-url,omitempty"`
 	MQTTPort             int    `json:"mqtt-port,omitempty"`
 	ImageDir             string `json:"image-dir,omitempty"`
-	ParentHostName       string `json:"parent-hostname,omitempty"`
-	ReconcilePeriod      string `json:"reconcile-period,omitempty"`
-	LogLevel             string `json:"log-level,omitempty"`
+	// Network is the modules' network (Docker runtime): the agent puts the
+	// modules on it, start creates it, uninstall removes it.
+	Network string `json:"network,omitempty"`
+	// RequireDigest refuses images not pinned by digest (Docker runtime).
+	RequireDigest   bool   `json:"require-digest,omitempty"`
+	ParentHostName  string `json:"parent-hostname,omitempty"`
+	ReconcilePeriod string `json:"reconcile-period,omitempty"`
+	LogLevel        string `json:"log-level,omitempty"`
 	// CertsDir holds the edge CA and the edge hub's server certificate;
 	// the agent renews them, with these lifetimes (durations as Go writes
 	// them, "8760h0m0s").
@@ -82,9 +87,10 @@ type agentSettings struct {
 // dockerSettings are the agent container's.
 type dockerSettings struct {
 	AgentImage string `json:"agentImage"`
-	// Network is the modules' network, created by start; the agent
-	// container joins AgentNetwork.
-	Network      string `json:"network"`
+	// Network is where setups before agent.network kept the modules'
+	// network; it is read, never written (network says which wins).
+	Network string `json:"network,omitempty"`
+	// AgentNetwork is the network of the agent's own container.
 	AgentNetwork string `json:"agentNetwork"`
 }
 
@@ -145,6 +151,10 @@ func (c edgeConfig) validate() error {
 		return errors.New("docker.agentImage is empty")
 	case c.Agent.CertsDir == "":
 		return errors.New("agent.certs-dir is empty")
+	case c.Docker != nil && c.Docker.Network != "" && c.Agent.Network != "" && c.Docker.Network != c.Agent.Network:
+		return fmt.Errorf("agent.network %q and docker.network %q differ: keep agent.network only (the agent reads it)", c.Agent.Network, c.Docker.Network)
+	case c.Agent.RequireDigest && c.Agent.Runtime != runtimeDocker:
+		return fmt.Errorf("agent.require-digest applies to the docker runtime only, not to %s", c.Agent.Runtime)
 	}
 	_, err := c.certOptions()
 	return err
@@ -156,12 +166,33 @@ const (
 	runtimeDocker  = "docker"
 )
 
-// network returns the modules' network (Docker runtime).
+// network returns the modules' network (Docker runtime): agent.network,
+// which the agent reads too, else docker.network of an older setup file
+// (start then passes it to the agent), else the default.
 func (c edgeConfig) network() string {
-	if c.Docker != nil && c.Docker.Network != "" {
+	switch {
+	case c.Agent.Network != "":
+		return c.Agent.Network
+	case c.Docker != nil && c.Docker.Network != "":
 		return c.Docker.Network
 	}
 	return docker.DefaultNetwork
+}
+
+// migrated is c in the current form: a setup file from before
+// agent.network kept the modules' network as docker.network, which the
+// agent does not read. Setup compares and writes this form, so that running
+// it again with the same flags changes nothing but the file's layout.
+func (c edgeConfig) migrated() edgeConfig {
+	if c.Docker != nil && c.Docker.Network != "" {
+		d := *c.Docker
+		if c.Agent.Network == "" {
+			c.Agent.Network = d.Network
+		}
+		d.Network = ""
+		c.Docker = &d
+	}
+	return c
 }
 
 // readSetup reads setupFile from dataDir; errNotSetUp when there is none.

@@ -70,7 +70,8 @@ func (d *dockerBackend) agentContainerConfig(startTime time.Time) (*container.Co
 	setupPath := filepath.Join(c.Agent.DataDir, setupFile)
 	cfg := &container.Config{
 		Image: img,
-		Cmd:   []string{"--config", setupPath, "--runtime-start-time", startTime.UTC().Format(time.RFC3339Nano)},
+		// --network also covers setup files older than agent.network.
+		Cmd: []string{"--config", setupPath, "--network", c.network(), "--runtime-start-time", startTime.UTC().Format(time.RFC3339Nano)},
 		Labels: map[string]string{
 			agent.LabelOwner:  agent.Owner,
 			agent.LabelModule: agentContainer,

@@ -66,6 +66,15 @@ func renderUnit(c edgeConfig, bin string) (string, error) {
 	return sb.String(), err
 }
 
+// serviceOutput is edgectl install-service's JSON.
+type serviceOutput struct {
+	Unit      string `json:"unit"`
+	ExecStart string `json:"execStart"`
+	// DryRun: the unit was not written; Content is what would be.
+	DryRun  bool   `json:"dryRun,omitempty"`
+	Content string `json:"content,omitempty"`
+}
+
 func newInstallServiceCmd(a *app) *cobra.Command {
 	var path, agentBinary string
 	var dryRun bool
@@ -100,6 +109,9 @@ agent that the service runs as already running.` + "\n" + exitHelp,
 				return failed(err)
 			}
 			if dryRun {
+				if a.json() {
+					return a.printJSON(serviceOutput{Unit: path, ExecStart: bin, DryRun: true, Content: unit})
+				}
 				fmt.Fprint(a.Stdout, unit)
 				return nil
 			}
@@ -111,7 +123,7 @@ agent that the service runs as already running.` + "\n" + exitHelp,
 			}
 			name := strings.TrimSuffix(filepath.Base(path), ".service")
 			if a.json() {
-				return a.printJSON(map[string]string{"unit": path, "execStart": bin})
+				return a.printJSON(serviceOutput{Unit: path, ExecStart: bin})
 			}
 			fmt.Fprintf(a.Stdout, "Wrote %s.\nEnable and start it with: systemctl daemon-reload && systemctl enable --now %s\n", path, name)
 			return nil

@@ -16,10 +16,6 @@ import (
 	"github.com/outpost-edge/outpost/runtime/sas"
 )
 
-// exitRefused is setup's exit status when the device is already set up
-// differently and --force is not given: nothing was written.
-const exitRefused = 5
-
 // setupFlags are edgectl setup's options.
 type setupFlags struct {
 	connectionString     string
@@ -32,6 +28,8 @@ type setupFlags struct {
 	network      string
 	agentNetwork string
 	agentBinary  string
+	// requireDigest is the agent's digest policy (Docker runtime).
+	requireDigest bool
 
 	caFile          string
 	serviceURL      string
@@ -92,7 +90,8 @@ use --force).`,
 	fl.StringVar(&f.edgeHostName, "edge-hostname", "", "the device's host name, where modules and leaf devices reach the edge hub (default: this host's name)")
 	fl.BoolVar(&f.force, "force", false, "overwrite an existing setup that differs")
 	fl.StringVar(&f.agentImage, "agent-image", defaultAgentImage, "docker: the edge agent's image")
-	fl.StringVar(&f.network, "network", docker.DefaultNetwork, "docker: the modules' network")
+	fl.StringVar(&f.network, "network", docker.DefaultNetwork, "docker: the modules' network (the agent puts them on it, start creates it, uninstall removes it)")
+	fl.BoolVar(&f.requireDigest, "require-digest", false, "docker: the agent refuses images not pinned by digest (name@sha256:...)")
 	fl.StringVar(&f.agentNetwork, "agent-network", "", "docker: the network of the agent's container (default: --network; \"host\" for a hub on the host's loopback)")
 	fl.StringVar(&f.agentBinary, "agent-binary", "", "process: the edgeagent executable (default: next to edgectl, else on PATH)")
 	fl.StringVar(&f.caFile, "ca-file", "", "agent: PEM CA to trust for the hub (default: system roots)")
@@ -229,14 +228,21 @@ func buildSetup(f setupFlags, dataDir string) (edgeConfig, error) {
 	}
 	switch f.runtime {
 	case runtimeDocker:
-		c.Docker = &dockerSettings{AgentImage: f.agentImage, Network: f.network, AgentNetwork: f.agentNetwork}
-		if c.Docker.Network == "" {
-			c.Docker.Network = docker.DefaultNetwork
+		// The modules' network is an agent setting (edgeagent --network),
+		// so that the agent puts the modules where start created it.
+		c.Agent.Network = strings.TrimSpace(f.network)
+		if c.Agent.Network == "" {
+			c.Agent.Network = docker.DefaultNetwork
 		}
+		c.Agent.RequireDigest = f.requireDigest
+		c.Docker = &dockerSettings{AgentImage: f.agentImage, AgentNetwork: f.agentNetwork}
 		if c.Docker.AgentNetwork == "" {
-			c.Docker.AgentNetwork = c.Docker.Network
+			c.Docker.AgentNetwork = c.Agent.Network
 		}
 	case runtimeProcess:
+		if f.requireDigest {
+			return c, errors.New("--require-digest applies to the docker runtime only (the process runtime's images are executables)")
+		}
 		c.Process = &processSettings{}
 		if c.Process.AgentBinary, err = abs("--agent-binary", f.agentBinary); err != nil {
 			return c, err
@@ -303,7 +309,7 @@ func (a *app) setup(f setupFlags) error {
 		out.Changes = []change{{Setting: setupFile, From: "(invalid)", To: "(new)"}}
 		out.Result = "changed"
 	default:
-		out.Changes = append(deviceChanges(old.Agent.ConnectionStringFile, cs), diffSetup(old, c)...)
+		out.Changes = append(deviceChanges(old.Agent.ConnectionStringFile, cs), diffSetup(old.migrated(), c)...)
 		out.Result = "changed"
 		if len(out.Changes) == 0 {
 			out.Result = "unchanged"

@@ -297,3 +297,126 @@ func TestCheck_CertWarningFollowsTheSetup(t *testing.T) {
 		t.Errorf("--cert-warning 1m: %s; want ok", got)
 	}
 }
+
+// TestSetup_DockerNetworkReachesTheAgent checks that setup --network and
+// --require-digest are written where edgeagent --config reads them (the
+// "agent" object, by flag name), and that start and uninstall use the same
+// network; an older setup file's docker.network still counts.
+func TestSetup_DockerNetworkReachesTheAgent(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	readAgent := func(t *testing.T, dir string) (map[string]any, map[string]any) {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(dir, setupFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Agent  map[string]any `json:"agent"`
+			Docker map[string]any `json:"docker"`
+		}
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatal(err)
+		}
+		return doc.Agent, doc.Docker
+	}
+	tests := []struct {
+		name         string
+		args         []string
+		wantNetwork  any // agent.network in edge.json; nil: absent
+		wantDigest   any
+		wantAgentNet string // docker.agentNetwork
+	}{
+		{name: "default network", args: []string{"--runtime", "docker"}, wantNetwork: "azure-iot-edge", wantAgentNet: "azure-iot-edge"},
+		{name: "named network", args: []string{"--runtime", "docker", "--network", "plant-net"}, wantNetwork: "plant-net", wantAgentNet: "plant-net"},
+		{name: "agent on the host network", args: []string{"--runtime", "docker", "--network", "plant-net", "--agent-network", "host", "--require-digest"},
+			wantNetwork: "plant-net", wantDigest: true, wantAgentNet: "host"},
+		{name: "process runtime has none", args: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			args := append([]string{"--data-dir", dir, "setup", "--connection-string", testCS("edge1", testKey), "--edge-hostname", "edge1.local"}, tt.args...)
+			if code, out, errOut := cli(t, setupEnv(now), args...); code != 0 {
+				t.Fatalf("setup = %d\n%s%s", code, out, errOut)
+			}
+			ag, dk := readAgent(t, dir)
+			if ag["network"] != tt.wantNetwork || ag["require-digest"] != tt.wantDigest {
+				t.Errorf("agent.network %v, agent.require-digest %v; want %v, %v", ag["network"], ag["require-digest"], tt.wantNetwork, tt.wantDigest)
+			}
+			if _, ok := dk["network"]; ok {
+				t.Errorf("docker.network %v written: the agent does not read it", dk["network"])
+			}
+			if tt.wantAgentNet != "" && dk["agentNetwork"] != tt.wantAgentNet {
+				t.Errorf("docker.agentNetwork %v, want %s", dk["agentNetwork"], tt.wantAgentNet)
+			}
+			c, err := readSetup(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := tt.wantNetwork.(string)
+			if want == "" {
+				return
+			}
+			if c.network() != want {
+				t.Errorf("start and uninstall use network %q, the agent %q", c.network(), want)
+			}
+			// start tells the agent container the network it created (the
+			// client is made from the environment; the engine is not asked).
+			b, err := newDockerBackend(&app{}, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.close()
+			cfg, _ := b.agentContainerConfig(now)
+			if i := slices.Index(cfg.Cmd, "--network"); i < 0 || i+1 >= len(cfg.Cmd) || cfg.Cmd[i+1] != want {
+				t.Errorf("agent container command %q, want --network %s", cfg.Cmd, want)
+			}
+		})
+	}
+
+	t.Run("digest policy refused on the process runtime", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "data")
+		code, _, errOut := cli(t, setupEnv(now), "--data-dir", dir, "setup", "--connection-string", testCS("edge1", testKey), "--require-digest")
+		if code != exitUsage || !strings.Contains(errOut, "--require-digest applies to the docker runtime only") {
+			t.Errorf("setup = %d %q", code, errOut)
+		}
+	})
+
+	t.Run("setup again over an older setup file", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "data")
+		args := []string{"--data-dir", dir, "setup", "--connection-string", testCS("edge1", testKey), "--edge-hostname", "edge1.local",
+			"--runtime", "docker", "--network", "plant-net"}
+		if code, out, errOut := cli(t, setupEnv(now), args...); code != 0 {
+			t.Fatalf("setup = %d\n%s%s", code, out, errOut)
+		}
+		// Rewrite it as setup used to: the network in docker.network only.
+		c, err := readSetup(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Docker.Network, c.Agent.Network = c.Agent.Network, ""
+		if err := writeSetup(c); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut := cli(t, setupEnv(now), args...)
+		if code != 0 || !strings.Contains(out, "nothing changed") {
+			t.Fatalf("setup again = %d\n%s%s", code, out, errOut)
+		}
+		ag, dk := readAgent(t, dir)
+		if ag["network"] != "plant-net" || dk["network"] != nil {
+			t.Errorf("after setup again: agent.network %v, docker.network %v; want plant-net and none", ag["network"], dk["network"])
+		}
+	})
+
+	t.Run("older setup file", func(t *testing.T) {
+		c := edgeConfig{SchemaVersion: "1", Agent: agentSettings{DataDir: "/d", ConnectionStringFile: "/d/cs", Runtime: runtimeDocker, CertsDir: "/d/certs"},
+			Docker: &dockerSettings{AgentImage: "img", Network: "legacy-net"}}
+		if err := c.validate(); err != nil || c.network() != "legacy-net" {
+			t.Errorf("docker.network only: network %q, validate %v; want legacy-net, nil", c.network(), err)
+		}
+		c.Agent.Network = "other-net"
+		if err := c.validate(); err == nil || !strings.Contains(err.Error(), "differ") {
+			t.Errorf("agent.network and docker.network differ: validate = %v, want an error", err)
+		}
+	})
+}

@@ -23,8 +23,9 @@ func newUninstallCmd(a *app) *cobra.Command {
 		Short: "Remove the edge runtime: the agent, the modules, their network and volumes, the data directory",
 		Long: `Remove the edge runtime from this device, as iotedgectl uninstall did: stop it
 (edgectl stop), remove every module the agent owns, and with Docker the
-edgeAgent container, the named volumes the modules mounted and the network
-azure-iot-edge (when Outpost created it), then delete the data directory with
+edgeAgent container, the named volumes the modules mounted and the modules'
+network (setup --network, azure-iot-edge by default; when Outpost created it),
+then delete the data directory with
 the configuration, the connection string, the certificates, the registry
 logins and the agent's state.
 
@@ -62,11 +63,16 @@ func removableDataDir(dir string) (string, error) {
 	return "", fmt.Errorf("%s holds no Outpost setup or agent state (%s, agent.db, %s): is --data-dir right?", abs, setupFile, agent.ConfigFile)
 }
 
-// confirm asks question on stdout and reads the answer from stdin.
+// confirm asks question and reads the answer from stdin. The question goes
+// to stdout, or with --output json to stderr, so that stdout stays JSON.
 func (a *app) confirm(question string) bool {
-	fmt.Fprintf(a.Stdout, "%s [y/N] ", question)
+	w := a.Stdout
+	if a.json() {
+		w = a.Stderr
+	}
+	fmt.Fprintf(w, "%s [y/N] ", question)
 	if a.Stdin == nil {
-		fmt.Fprintln(a.Stdout)
+		fmt.Fprintln(w)
 		return false
 	}
 	line, _ := bufio.NewReader(a.Stdin).ReadString('\n')

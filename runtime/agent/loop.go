@@ -395,8 +395,39 @@ func dedupe(list []string) []string {
 	return out
 }
 
+// How often a pull's progress is reported: a "downloading NN%" patch at
+// most every downloadReportInterval, and only when the percentage moved by
+// downloadReportStep points or more since the last one, so that a large
+// image's hundreds of progress events cost a handful of twin updates.
+const (
+	downloadReportInterval = 2 * time.Second
+	downloadReportStep     = 5
+)
+
+// downloadThrottle decides which download percentages of one pull are
+// worth a report. It has no clock of its own: the caller passes now.
+type downloadThrottle struct {
+	at      time.Time // of the last report (the pull's start at first)
+	percent int       // last reported; -1 before the first percentage
+}
+
+// due reports whether percent, at now, is worth a report, and if so
+// records it as reported. The first percentage is due once the interval
+// has passed since the pull started; later ones also need the step.
+func (t *downloadThrottle) due(percent int, now time.Time) bool {
+	if now.Sub(t.at) < downloadReportInterval {
+		return false
+	}
+	if t.percent >= 0 && percent-t.percent < downloadReportStep {
+		return false
+	}
+	t.at, t.percent = now, percent
+	return true
+}
+
 // pullWatch is the runtime Apply uses: it reports "downloading" for the
-// modules of a pull while it runs.
+// modules of a pull while it runs, with the percentage downloaded
+// (throttled by downloadThrottle).
 type pullWatch struct {
 	Runtime
 	a      *Agent
@@ -406,13 +437,20 @@ type pullWatch struct {
 	now    time.Time
 }
 
-// Pull marks the modules pulling image, publishes a report, then pulls.
+// Pull marks the modules pulling image, publishes a report, then pulls,
+// publishing the percentage downloaded as it grows (never backwards: a
+// layer whose size becomes known late does not send it down), at the pace
+// downloadThrottle allows.
 func (w *pullWatch) Pull(ctx context.Context, image string, auth *deployment.RegistryCredential, progress func(PullProgress)) error {
 	pulling := make(map[string]bool)
 	for _, c := range w.cmds {
 		if c.Kind == Pull && c.Image == image {
 			pulling[c.Module] = true
 		}
+	}
+	names := make([]string, 0, len(pulling))
+	for name := range pulling {
+		names = append(names, name)
 	}
 	states := make([]ModuleState, 0, len(w.states)+len(pulling))
 	for _, s := range w.states {
@@ -426,5 +464,24 @@ func (w *pullWatch) Pull(ctx context.Context, image string, auth *deployment.Reg
 		states = append(states, ModuleState{Name: name, State: StateMissing, Pulling: true})
 	}
 	w.a.publish(Report(w.d, states, w.a.status, w.a.opts.Info, w.now))
-	return w.Runtime.Pull(ctx, image, auth, progress)
+
+	layers := make(pullLayers)
+	throttle := downloadThrottle{at: w.a.now(), percent: -1}
+	best := -1
+	return w.Runtime.Pull(ctx, image, auth, func(p PullProgress) {
+		layers.add(p)
+		if percent, ok := layers.status().Percent(); ok {
+			best = max(best, percent)
+			if throttle.due(best, w.a.now()) {
+				downloads := make(map[string]int, len(names))
+				for _, name := range names {
+					downloads[name] = best
+				}
+				w.a.publish(ReportDownloads(w.d, states, downloads, w.a.status, w.a.opts.Info, w.now))
+			}
+		}
+		if progress != nil {
+			progress(p)
+		}
+	})
 }

@@ -442,3 +442,92 @@ func TestRun_ShutdownDuringPullRecordsNoFailure(t *testing.T) {
 		t.Errorf("the interrupted pull was recorded as a failure: %+v", r.Retry)
 	}
 }
+
+// steppedPull is a runtime whose pull of one image sends progress events
+// one at a time, when the test lets it (next), moving the agent's clock
+// before each and saying when it was sent (sent).
+type steppedPull struct {
+	agent.Runtime
+	image  string
+	clock  *fakeClock
+	events []steppedEvent
+	next   chan struct{}
+	sent   chan struct{}
+}
+
+type steppedEvent struct {
+	advance time.Duration
+	p       agent.PullProgress
+}
+
+func (s *steppedPull) Pull(ctx context.Context, image string, auth *deployment.RegistryCredential, progress func(agent.PullProgress)) error {
+	if image != s.image {
+		return s.Runtime.Pull(ctx, image, auth, progress)
+	}
+	for _, e := range s.events {
+		select {
+		case <-s.next:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.clock.Advance(e.advance)
+		if progress != nil {
+			progress(e.p)
+		}
+		s.sent <- struct{}{}
+	}
+	return s.Runtime.Pull(ctx, image, auth, nil) // the image is there now
+}
+
+// TestRun_DownloadProgressReported follows a pull through the reported
+// statusDescription: "pulling <image>" first, then "downloading NN% of
+// <image>" at most every 2 s and only after a move of 5 points, never
+// backwards when a layer's size becomes known late.
+func TestRun_DownloadProgressReported(t *testing.T) {
+	const image = "myacr.azurecr.io/filter:2.1"
+	h := newHarness(t)
+	layer := func(id, status string, cur, total int64) agent.PullProgress {
+		return agent.PullProgress{Layer: id, Status: status, Current: cur, Total: total}
+	}
+	sp := &steppedPull{image: image, clock: h.clock, next: make(chan struct{}), sent: make(chan struct{}),
+		events: []steppedEvent{
+			{time.Second, layer("l1", "Downloading", 10, 100)},             // 10%: too soon
+			{1500 * time.Millisecond, layer("l1", "Downloading", 20, 100)}, // 20%: reported
+			{500 * time.Millisecond, layer("l1", "Downloading", 60, 100)},  // 60%: too soon
+			{2 * time.Second, layer("l2", "Downloading", 0, 100)},          // 60 of 200 bytes, but 60% was reached: reported
+			{3 * time.Second, layer("l2", "Downloading", 10, 100)},         // 35%: no progress past 60%
+			{3 * time.Second, layer("l1", "Download complete", 0, 0)},      // 55%: l1 counts whole
+			{0, layer("l2", "Downloading", 30, 100)},                       // 65%: 5 points, 6 s later: reported
+			{100 * time.Millisecond, layer("l2", "Pull complete", 0, 0)},   // 100%: too soon, and the pull ends
+		}}
+	h.wrap = func(rt agent.Runtime) agent.Runtime { sp.Runtime = rt; return sp }
+	h.twin.SetDesired(deploymentDoc(t))
+	h.start()
+
+	desc := func() string {
+		m := at(h.twin.Reported(), "modules", "filter")
+		s, _ := m["statusDescription"].(string)
+		return s
+	}
+	waitFor(t, "pulling reported", func() bool { return desc() == "pulling "+image })
+	reports := map[int]string{1: "downloading 20% of " + image, 3: "downloading 60% of " + image, 6: "downloading 65% of " + image}
+	for i := range sp.events {
+		sp.next <- struct{}{}
+		<-sp.sent
+		if want, ok := reports[i]; ok {
+			waitFor(t, fmt.Sprintf("%q reported after event %d", want, i), func() bool { return desc() == want })
+		}
+	}
+	h.waitConverged()
+
+	var got []string
+	for _, p := range h.twin.Patches() {
+		if d, _ := at(p, "modules", "filter")["statusDescription"].(string); strings.HasPrefix(d, "downloading ") {
+			got = append(got, d)
+		}
+	}
+	want := []string{reports[1], reports[3], reports[6]}
+	if !slices.Equal(got, want) {
+		t.Errorf("download reports %q, want %q", got, want)
+	}
+}

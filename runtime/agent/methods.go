@@ -133,7 +133,7 @@ func (a *Agent) restartModule(ctx context.Context, name string) error {
 //	{"schemaVersion": "1.0",
 //	 "items": [{"id": "<module name regex>", "filter": {"tail": 100, "since": "10m",
 //	            "until": "2026-03-01T12:00:00Z", "loglevel": 6, "regex": "error"}}],
-//	 "encoding": "none" | "gzip", "contentType": "text"}
+//	 "encoding": "none" | "gzip", "contentType": "text" | "json"}
 //
 // items may also be a single object.
 type logsRequest struct {
@@ -158,11 +158,82 @@ type logsFilter struct {
 
 // logsResponse is one element of GetModuleLogs' answer: the module's name
 // and its logs as text (encoding "none") or gzip-compressed bytes, base64
-// in JSON (encoding "gzip").
+// in JSON (encoding "gzip"). With contentType "json" the logs are a JSON
+// array of logMessage, as text or gzip-compressed likewise.
 type logsResponse struct {
 	ID           string  `json:"id"`
 	Payload      *string `json:"payload,omitempty"`
 	PayloadBytes []byte  `json:"payloadBytes,omitempty"`
+}
+
+// logMessage is one line of a module's log with contentType "json", as
+// Azure's agent writes it (ModuleLogMessage): the hub and device, the
+// module ("id"), the stream, the syslog level and time the line starts
+// with, and the rest of the line. Outpost's runtimes interleave stdout and
+// stderr into one stream, so stream is always "stdout"; timestamp is left
+// out when the line carries none (Azure writes 0001-01-01T00:00:00).
+type logMessage struct {
+	IoTHub    string `json:"iothub"`
+	Device    string `json:"device"`
+	ID        string `json:"id"`
+	Stream    string `json:"stream"`
+	LogLevel  int    `json:"loglevel"`
+	Text      string `json:"text"`
+	Timestamp string `json:"timestamp,omitempty"`
+}
+
+// Log line parsing, as Azure's LogMessageParser: "<6> 2019-02-14
+// 16:15:35.243 -08:00 text", both parts optional; a line without a level
+// has level 6 (informational).
+const (
+	defaultLogLevel = 6
+	// logTimeLayout is the time Azure's recommended format starts with.
+	logTimeLayout = "2006-01-02 15:04:05.000 -07:00"
+	// bracketTimeLayout is the time in "[2019-02-14 16:15:35.243 INF] ...",
+	// the edge runtime's own format, without a zone.
+	bracketTimeLayout = "2006-01-02 15:04:05.000"
+)
+
+var (
+	logLineRE     = regexp.MustCompile(`^(?:<(\d)>)?\s*(?:(\d{4}-\d{2}-\d{2}\s\d{2}:\d{2}:\d{2}\.\d{3}\s[+-]\d{2}:\d{2})\s)?\s*(.*)$`)
+	bracketTimeRE = regexp.MustCompile(`^\[(\d{4}-\d{2}-\d{2}\s\d{2}:\d{2}:\d{2}\.\d{3})\s\D{3}\]`)
+)
+
+// logLine is one line of a module's log, parsed.
+type logLine struct {
+	level int
+	// timestamp is RFC 3339 with the line's own offset, or without a zone
+	// for a bracketed time (as Azure writes a time of unknown zone); ""
+	// when the line has none.
+	timestamp string
+	text      string // the line without its level and leading time
+}
+
+// parseLogLine reads the level and time a line starts with, as Azure's
+// agent does. It accepts any line.
+func parseLogLine(line string) logLine {
+	l := logLine{level: defaultLogLevel, text: line}
+	m := logLineRE.FindStringSubmatch(line)
+	if m == nil {
+		return l
+	}
+	if m[1] != "" {
+		l.level = int(m[1][0] - '0')
+	}
+	if m[2] != "" {
+		if t, err := time.Parse(logTimeLayout, strings.Join(strings.Fields(m[2]), " ")); err == nil {
+			l.timestamp = t.Format("2006-01-02T15:04:05.000Z07:00")
+		}
+	}
+	l.text = m[3]
+	if l.timestamp == "" {
+		if b := bracketTimeRE.FindStringSubmatch(l.text); b != nil {
+			if t, err := time.Parse(bracketTimeLayout, strings.Join(strings.Fields(b[1]), " ")); err == nil {
+				l.timestamp = t.Format("2006-01-02T15:04:05.000")
+			}
+		}
+	}
+	return l
 }
 
 // methodGetModuleLogs answers with the logs of every module whose name
@@ -190,6 +261,7 @@ type logsQuery struct {
 	opts   LogOptions
 	level  *int
 	regex  *regexp.Regexp
+	json   bool // contentType "json"
 }
 
 func (a *Agent) moduleLogs(ctx context.Context, payload []byte) ([]logsResponse, error) {
@@ -208,8 +280,13 @@ func (a *Agent) moduleLogs(ctx context.Context, payload []byte) ([]logsResponse,
 	default:
 		return nil, fmt.Errorf("%w: \"encoding\" %q: want \"none\" or \"gzip\"", ErrMethodPayload, req.Encoding)
 	}
-	if ct := strings.ToLower(req.ContentType); ct != "" && ct != "text" {
-		return nil, fmt.Errorf("%w: \"contentType\" %q: only \"text\" is supported", ErrMethodPayload, req.ContentType)
+	asJSON := false
+	switch strings.ToLower(req.ContentType) {
+	case "", "text":
+	case "json":
+		asJSON = true
+	default:
+		return nil, fmt.Errorf("%w: \"contentType\" %q: want \"text\" or \"json\"", ErrMethodPayload, req.ContentType)
 	}
 	items, err := decodeItems(req.Items)
 	if err != nil {
@@ -232,6 +309,7 @@ func (a *Agent) moduleLogs(ctx context.Context, payload []byte) ([]logsResponse,
 		if err != nil {
 			return nil, err
 		}
+		q.json = asJSON
 		re, err := regexp.Compile(it.ID)
 		if err != nil {
 			return nil, fmt.Errorf("%w: items[%d].id %q is not a regular expression: %w", ErrMethodPayload, i, it.ID, err)
@@ -275,55 +353,66 @@ func (a *Agent) moduleLogs(ctx context.Context, payload []byte) ([]logsResponse,
 	return out, nil
 }
 
-// readLogs reads one module's logs, filters them by level and regex, and
-// keeps the most recent lines that fit in limit bytes.
+// readLogs reads one module's logs, filters them by level and regex as
+// Azure's agent does (on the level the line starts with, 6 when none, and
+// on the text after the level and time), and keeps the most recent lines
+// that fit in limit bytes once escaped in the response. The result is the
+// lines as text, or with q.json a JSON array of logMessage.
 func (a *Agent) readLogs(ctx context.Context, q logsQuery, limit int) (string, error) {
 	rc, err := a.deps.Runtime.Logs(ctx, q.module, q.opts)
 	if err != nil {
 		return "", fmt.Errorf("module %q: logs: %w", q.module, err)
 	}
 	defer rc.Close()
-	var lines []string
+	var items []string // lines, or JSON messages
 	sc := bufio.NewScanner(io.LimitReader(rc, maxLogRead))
 	sc.Buffer(make([]byte, 64<<10), maxLogRead)
 	for sc.Scan() {
-		line := sc.Text()
-		if q.level != nil && !hasLevel(line, *q.level) {
+		raw := sc.Text()
+		line := parseLogLine(raw)
+		if q.level != nil && line.level != *q.level {
 			continue
 		}
-		if q.regex != nil && !q.regex.MatchString(line) {
+		if q.regex != nil && !q.regex.MatchString(line.text) {
 			continue
 		}
-		lines = append(lines, line)
+		if !q.json {
+			items = append(items, a.redact(raw))
+			continue
+		}
+		b, err := json.Marshal(logMessage{IoTHub: a.opts.IoTHubHostName, Device: a.opts.DeviceID, ID: q.module,
+			Stream: "stdout", LogLevel: line.level, Text: a.redact(line.text), Timestamp: line.timestamp})
+		if err != nil {
+			return "", fmt.Errorf("module %q: encode a log line: %w", q.module, err)
+		}
+		items = append(items, string(b))
 	}
 	if err := sc.Err(); err != nil {
 		return "", fmt.Errorf("module %q: read logs: %w", q.module, err)
 	}
-	size, first := 0, len(lines)
+	size, first := 2, len(items) // "[]" or the last "\n"
 	for first > 0 {
-		n := jsonLen(lines[first-1]) + 2 // and its "\n"
+		n := jsonLen(items[first-1]) + 2 // and its "\n" or ","
 		if size+n > limit {
 			break
 		}
 		first--
 		size += n
 	}
-	if first == len(lines) {
+	kept := items[first:]
+	switch {
+	case q.json:
+		return "[" + strings.Join(kept, ",") + "]", nil
+	case len(kept) == 0:
 		return "", nil
 	}
-	return a.redact(strings.Join(lines[first:], "\n") + "\n"), nil
+	return strings.Join(kept, "\n") + "\n", nil
 }
 
 // jsonLen is the length of s once escaped in a JSON string.
 func jsonLen(s string) int {
 	b, _ := json.Marshal(s) // a string always encodes
 	return len(b) - 2
-}
-
-// hasLevel reports whether line starts with the syslog level "<n>", the
-// format Azure recommends for module logs.
-func hasLevel(line string, n int) bool {
-	return strings.HasPrefix(line, "<"+strconv.Itoa(n)+">")
 }
 
 func decodeItems(raw json.RawMessage) ([]logsItem, error) {

@@ -103,7 +103,11 @@ func TestMethod_GetModuleLogs(t *testing.T) {
 		{"no match", `{"schemaVersion":"1.0","items":[{"id":"nothing"}]}`, 200, map[string]string{}, false},
 		{"bad regex", `{"schemaVersion":"1.0","items":[{"id":"("}]}`, 400, nil, false},
 		{"bad encoding", `{"schemaVersion":"1.0","items":[{"id":"filter"}],"encoding":"zip"}`, 400, nil, false},
-		{"json content", `{"schemaVersion":"1.0","items":[{"id":"filter"}],"contentType":"json"}`, 400, nil, false},
+		{"bad content type", `{"schemaVersion":"1.0","items":[{"id":"filter"}],"contentType":"xml"}`, 400, nil, false},
+		{"level without a prefix is 6, as in Azure", `{"schemaVersion":"1.0","items":[{"id":"filter","filter":{"loglevel":6}}]}`,
+			200, map[string]string{"filter": "filtered\n"}, false},
+		{"regex on the text after the level", `{"schemaVersion":"1.0","items":[{"id":"tempSensor","filter":{"regex":"^t"}}]}`,
+			200, map[string]string{"tempSensor": "<4> two\n<6> three\n"}, false},
 		{"bad since", `{"schemaVersion":"1.0","items":[{"id":"filter","filter":{"since":"yesterday"}}]}`, 400, nil, false},
 		{"no items", `{"schemaVersion":"1.0"}`, 400, nil, false},
 	} {
@@ -200,5 +204,129 @@ func TestMethod_GetModuleLogsFitsAMethodResponse(t *testing.T) {
 				t.Error("the oldest line was kept although the logs do not fit")
 			}
 		})
+	}
+}
+
+// TestMethod_GetModuleLogsJSON asks for contentType "json": each line
+// becomes Azure's ModuleLogMessage, with the level and time the line
+// starts with, filters apply to the parsed level and text, secrets are
+// redacted, and gzip compresses the same JSON.
+func TestMethod_GetModuleLogsJSON(t *testing.T) {
+	h := convergedHarness(t)
+	logs := "<6> 2019-02-14 16:15:35.243 -08:00 [INF] started\n" +
+		"<3> 2026-03-01 12:00:00.000 +00:00 cannot log in as myacr with " + password + "\n" +
+		"[2026-03-01 12:00:01.500 WRN] the edge runtime's own format\n" +
+		"a plain line\n"
+	if err := h.rt.SetLogs("tempSensor", logs); err != nil {
+		t.Fatal(err)
+	}
+	type message struct {
+		IoTHub    string  `json:"iothub"`
+		Device    string  `json:"device"`
+		ID        string  `json:"id"`
+		Stream    string  `json:"stream"`
+		LogLevel  int     `json:"loglevel"`
+		Text      string  `json:"text"`
+		Timestamp *string `json:"timestamp"`
+	}
+	ts := func(s string) *string { return &s }
+	msg := func(level int, text string, stamp *string) message {
+		return message{IoTHub: "hub.example.net", Device: "edge1", ID: "tempSensor", Stream: "stdout", LogLevel: level, Text: text, Timestamp: stamp}
+	}
+	all := []message{
+		msg(6, "[INF] started", ts("2019-02-14T16:15:35.243-08:00")),
+		msg(3, "cannot log in as myacr with ***", ts("2026-03-01T12:00:00.000Z")),
+		msg(6, "[2026-03-01 12:00:01.500 WRN] the edge runtime's own format", ts("2026-03-01T12:00:01.500")),
+		msg(6, "a plain line", nil),
+	}
+	tests := []struct {
+		name, filter, encoding string
+		want                   []message
+	}{
+		{name: "every line", want: all},
+		{name: "gzip", encoding: "gzip", want: all},
+		{name: "level", filter: `{"loglevel":3}`, want: all[1:2]},
+		{name: "regex on the text", filter: `{"regex":"^a plain|format$"}`, want: all[2:]},
+		{name: "tail", filter: `{"tail":1}`, want: all[3:]},
+		{name: "nothing matches", filter: `{"regex":"nothing"}`, want: []message{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			filter := tc.filter
+			if filter == "" {
+				filter = "{}"
+			}
+			enc := tc.encoding
+			if enc == "" {
+				enc = "none"
+			}
+			status, body := h.twin.Call(t, "GetModuleLogs", `{"schemaVersion":"1.0","items":[{"id":"^tempSensor$","filter":`+filter+`}],"encoding":"`+enc+`","contentType":"json"}`)
+			if status != 200 {
+				t.Fatalf("status %d: %s", status, body)
+			}
+			var items []struct {
+				ID           string  `json:"id"`
+				Payload      *string `json:"payload"`
+				PayloadBytes []byte  `json:"payloadBytes"`
+			}
+			if err := json.Unmarshal([]byte(body), &items); err != nil || len(items) != 1 || items[0].ID != "tempSensor" {
+				t.Fatalf("body %s: %v", body, err)
+			}
+			var payload []byte
+			if enc == "gzip" {
+				zr, err := gzip.NewReader(bytes.NewReader(items[0].PayloadBytes))
+				if err != nil {
+					t.Fatal(err)
+				}
+				payload, _ = io.ReadAll(zr)
+			} else if items[0].Payload != nil {
+				payload = []byte(*items[0].Payload)
+			}
+			var got []message
+			if err := json.Unmarshal(payload, &got); err != nil {
+				t.Fatalf("payload %s is not a JSON array of messages: %v", payload, err)
+			}
+			if !slices.EqualFunc(got, tc.want, func(a, b message) bool {
+				return a.IoTHub == b.IoTHub && a.Device == b.Device && a.ID == b.ID && a.Stream == b.Stream && a.LogLevel == b.LogLevel &&
+					a.Text == b.Text && (a.Timestamp == nil) == (b.Timestamp == nil) && (a.Timestamp == nil || *a.Timestamp == *b.Timestamp)
+			}) {
+				t.Errorf("messages\n %s\nwant\n %+v", payload, tc.want)
+			}
+			if strings.Contains(string(payload), password) {
+				t.Errorf("the payload holds the registry password: %s", payload)
+			}
+		})
+	}
+}
+
+func TestMethod_GetModuleLogsJSONFitsAMethodResponse(t *testing.T) {
+	h := convergedHarness(t)
+	var b strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&b, "<6> 2026-03-01 12:00:00.000 +00:00 line %04d %s\n", i, strings.Repeat(`"quoted" \ `, 20))
+	}
+	if err := h.rt.SetLogs("tempSensor", b.String()); err != nil {
+		t.Fatal(err)
+	}
+	status, body := h.twin.Call(t, "GetModuleLogs", `{"schemaVersion":"1.0","items":[{"id":"tempSensor"}],"contentType":"json"}`)
+	if status != 200 {
+		t.Fatalf("status %d: %.200s", status, body)
+	}
+	if len(body) > 128*1024 {
+		t.Errorf("response of %d bytes is over IoT Hub's 128 KB", len(body))
+	}
+	var items []struct{ Payload string }
+	if err := json.Unmarshal([]byte(body), &items); err != nil || len(items) != 1 {
+		t.Fatalf("%d items, %v", len(items), err)
+	}
+	var msgs []struct{ Text string }
+	if err := json.Unmarshal([]byte(items[0].Payload), &msgs); err != nil || len(msgs) == 0 {
+		t.Fatalf("payload: %d messages, %v", len(msgs), err)
+	}
+	if last := msgs[len(msgs)-1].Text; !strings.HasPrefix(last, "line 0999 ") {
+		t.Errorf("the most recent line is missing: last %q", last)
+	}
+	if strings.HasPrefix(msgs[0].Text, "line 0000 ") {
+		t.Error("the oldest line was kept although the logs do not fit")
 	}
 }

@@ -30,7 +30,34 @@ var _ Runtime = (*PullTracker)(nil)
 // pullState is one running pull; several pulls of the same image share it.
 type pullState struct {
 	callers int
-	layers  map[string]PullProgress
+	layers  pullLayers
+}
+
+// pullLayers keeps the latest progress event of each layer of one pull,
+// for PullStatusOf. The agent's "downloading NN%" status and the
+// management API's progress both sum it up. Not safe for concurrent use.
+type pullLayers map[string]PullProgress
+
+// add records p. Events about the whole image (no layer) are ignored;
+// events that carry no sizes ("Download complete", ...) keep the layer's
+// known size.
+func (l pullLayers) add(p PullProgress) {
+	if p.Layer == "" {
+		return
+	}
+	if prev, ok := l[p.Layer]; ok && p.Total <= 0 {
+		p.Total, p.Current = prev.Total, max(p.Current, prev.Current)
+	}
+	l[p.Layer] = p
+}
+
+// status sums the layers up.
+func (l pullLayers) status() PullStatus {
+	layers := make([]PullProgress, 0, len(l))
+	for _, p := range l {
+		layers = append(layers, p)
+	}
+	return PullStatusOf(layers)
 }
 
 // TrackPulls wraps rt.
@@ -45,7 +72,7 @@ func (t *PullTracker) Pull(ctx context.Context, image string, auth *deployment.R
 	t.mu.Lock()
 	ps := t.pulls[image]
 	if ps == nil {
-		ps = &pullState{layers: make(map[string]PullProgress)}
+		ps = &pullState{layers: make(pullLayers)}
 		t.pulls[image] = ps
 	}
 	ps.callers++
@@ -58,16 +85,9 @@ func (t *PullTracker) Pull(ctx context.Context, image string, auth *deployment.R
 		t.mu.Unlock()
 	}()
 	return t.Runtime.Pull(ctx, image, auth, func(p PullProgress) {
-		if p.Layer != "" {
-			t.mu.Lock()
-			if prev, ok := ps.layers[p.Layer]; ok && p.Total <= 0 {
-				// "Download complete" and the like carry no sizes: keep
-				// the layer's known size.
-				p.Total, p.Current = prev.Total, max(p.Current, prev.Current)
-			}
-			ps.layers[p.Layer] = p
-			t.mu.Unlock()
-		}
+		t.mu.Lock()
+		ps.layers.add(p)
+		t.mu.Unlock()
 		if progress != nil {
 			progress(p)
 		}
@@ -80,11 +100,7 @@ func (t *PullTracker) Pulls() map[string]PullStatus {
 	defer t.mu.Unlock()
 	out := make(map[string]PullStatus, len(t.pulls))
 	for image, ps := range t.pulls {
-		layers := make([]PullProgress, 0, len(ps.layers))
-		for _, l := range ps.layers {
-			layers = append(layers, l)
-		}
-		out[image] = PullStatusOf(layers)
+		out[image] = ps.layers.status()
 	}
 	return out
 }
@@ -104,6 +120,15 @@ func (s PullStatus) Fraction() float64 {
 		return 0
 	}
 	return min(max(float64(s.Current)/float64(s.Total), 0), 1)
+}
+
+// Percent is Fraction in whole percent, rounded down (100 only when every
+// known byte is there); ok is false while no size is known.
+func (s PullStatus) Percent() (percent int, ok bool) {
+	if s.Total <= 0 {
+		return 0, false
+	}
+	return int(min(max(s.Current, 0), s.Total) * 100 / s.Total), true // integers: 29 of 100 is 29, not 28
 }
 
 // PullStatusOf sums up the latest event of each layer. A layer whose

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -31,7 +33,16 @@ const (
 // will restart it, "failed" when it gave up or never restarts failures, and
 // "stopped" otherwise. Registry passwords are redacted from the description.
 func StatusOf(d Desired, m deployment.Module, st *ModuleState, now time.Time) (RuntimeStatus, string) {
+	return statusWithDownload(d, m, st, now, -1)
+}
+
+// statusWithDownload is StatusOf, describing a module that is downloading
+// with its percentage when download is 0..100 (DownloadDescription).
+func statusWithDownload(d Desired, m deployment.Module, st *ModuleState, now time.Time, download int) (RuntimeStatus, string) {
 	status, desc := statusOf(d, m, st, now)
+	if status == StatusDownloading && download >= 0 {
+		desc = DownloadDescription(d.Spec(m).Image, download)
+	}
 	if st != nil && st.Record.Retry.Failures > 0 && st.Record.Retry.Hash == d.Spec(m).Hash {
 		note := "last attempt failed: " + st.Record.Retry.Err
 		if desc == "" {
@@ -81,6 +92,45 @@ func statusOf(d Desired, m deployment.Module, st *ModuleState, now time.Time) (R
 		return StatusFailed, dec.Reason
 	}
 	return StatusStopped, dec.Reason
+}
+
+// downloadPrefix and downloadOf frame DownloadDescription.
+const (
+	downloadPrefix = "downloading "
+	downloadOf     = "% of "
+)
+
+// DownloadDescription is the statusDescription of a module in runtimeStatus
+// "downloading" once the size of its image is known: "downloading 45% of
+// myacr.azurecr.io/filter:2.1" (Docker's "Downloading" with the share of
+// the image's bytes; before any size is known it is "pulling <image>").
+// percent is clamped to 0..100. edgectl deploy reads it back with
+// ParseDownloadDescription to draw its progress bars.
+func DownloadDescription(image string, percent int) string {
+	return downloadPrefix + strconv.Itoa(min(max(percent, 0), 100)) + downloadOf + image
+}
+
+// ParseDownloadDescription reads a statusDescription made by
+// DownloadDescription, possibly followed by "; " and a note (a failed
+// earlier attempt); ok is false for any other description.
+func ParseDownloadDescription(desc string) (image string, percent int, ok bool) {
+	rest, found := strings.CutPrefix(desc, downloadPrefix)
+	if !found {
+		return "", 0, false
+	}
+	num, rest, found := strings.Cut(rest, downloadOf)
+	if !found || num == "" || len(num) > 3 {
+		return "", 0, false
+	}
+	percent, err := strconv.Atoi(num)
+	if err != nil || percent < 0 || percent > 100 || strconv.Itoa(percent) != num {
+		return "", 0, false
+	}
+	image, _, _ = strings.Cut(rest, "; ")
+	if image == "" {
+		return "", 0, false
+	}
+	return image, percent, true
 }
 
 // maxDescription caps statusDescription, like lastDesiredStatus.description.
@@ -133,6 +183,15 @@ const ReportSchemaVersion = "1.0"
 // (d.Config nil) only schemaVersion, version and lastDesiredStatus are
 // reported.
 func Report(d Desired, states []ModuleState, last LastStatus, info AgentInfo, now time.Time) map[string]any {
+	return ReportDownloads(d, states, nil, last, info, now)
+}
+
+// ReportDownloads is Report while images are being pulled: downloads maps
+// the name of a module whose state is Pulling to the percentage of its
+// image downloaded so far, which its statusDescription then gives
+// (DownloadDescription). Modules not in downloads are described as Report
+// describes them. It is pure.
+func ReportDownloads(d Desired, states []ModuleState, downloads map[string]int, last LastStatus, info AgentInfo, now time.Time) map[string]any {
 	cfg := d.Config
 	lastStatus := map[string]any{"code": last.Code}
 	if last.Description != "" {
@@ -168,11 +227,11 @@ func Report(d Desired, states []ModuleState, last LastStatus, info AgentInfo, no
 	}
 	out["systemModules"] = map[string]any{
 		deployment.EdgeAgentName: reportAgent(cfg.SystemModules.EdgeAgent, byName[deployment.EdgeAgentName]),
-		deployment.EdgeHubName:   reportModule(d, cfg.SystemModules.EdgeHub, byName[deployment.EdgeHubName], now),
+		deployment.EdgeHubName:   reportModule(d, cfg.SystemModules.EdgeHub, byName[deployment.EdgeHubName], moduleDownload(downloads, deployment.EdgeHubName), now),
 	}
 	modules := make(map[string]any, len(cfg.Modules))
 	for name, m := range cfg.Modules {
-		modules[name] = reportModule(d, m, byName[name], now)
+		modules[name] = reportModule(d, m, byName[name], moduleDownload(downloads, name), now)
 	}
 	out["modules"] = modules
 	return out
@@ -197,8 +256,18 @@ func reportAgent(m deployment.Module, st *ModuleState) map[string]any {
 	return e
 }
 
-func reportModule(d Desired, m deployment.Module, st *ModuleState, now time.Time) map[string]any {
-	status, desc := StatusOf(d, m, st, now)
+// moduleDownload is module name's download percentage, -1 when unknown.
+func moduleDownload(downloads map[string]int, name string) int {
+	if p, ok := downloads[name]; ok {
+		return p
+	}
+	return -1
+}
+
+// reportModule describes a module; download is its image's download
+// percentage while it is being pulled, -1 when unknown.
+func reportModule(d Desired, m deployment.Module, st *ModuleState, download int, now time.Time) map[string]any {
+	status, desc := statusWithDownload(d, m, st, now, download)
 	e := map[string]any{
 		"version":         m.Version,
 		"type":            m.Type,

@@ -237,3 +237,100 @@ func TestStatusOf(t *testing.T) {
 		})
 	}
 }
+
+func TestDownloadDescription(t *testing.T) {
+	tests := []struct {
+		name     string
+		image    string
+		percent  int
+		want     string
+		wantBack int // the percentage read back
+	}{
+		{name: "start", image: "myacr.azurecr.io/filter:2.1", percent: 0, want: "downloading 0% of myacr.azurecr.io/filter:2.1"},
+		{name: "middle", image: "hub:1", percent: 45, want: "downloading 45% of hub:1", wantBack: 45},
+		{name: "done", image: "a@sha256:00", percent: 100, want: "downloading 100% of a@sha256:00", wantBack: 100},
+		{name: "clamped above", image: "x", percent: 250, want: "downloading 100% of x", wantBack: 100},
+		{name: "clamped below", image: "x", percent: -3, want: "downloading 0% of x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := agent.DownloadDescription(tt.image, tt.percent)
+			if got != tt.want {
+				t.Fatalf("DownloadDescription = %q, want %q", got, tt.want)
+			}
+			for _, desc := range []string{got, got + "; last attempt failed: timeout"} {
+				image, percent, ok := agent.ParseDownloadDescription(desc)
+				if !ok || image != tt.image || percent != tt.wantBack {
+					t.Errorf("ParseDownloadDescription(%q) = %q, %d, %v; want %q, %d, true", desc, image, percent, ok, tt.image, tt.wantBack)
+				}
+			}
+		})
+	}
+	for _, desc := range []string{"", "pulling hub:1", "downloading hub:1", "downloading % of x", "downloading 101% of x",
+		"downloading -1% of x", "downloading 045% of x", "downloading 4.5% of x", "downloading 45% of ", "Downloading 45% of x", "running"} {
+		if image, percent, ok := agent.ParseDownloadDescription(desc); ok {
+			t.Errorf("ParseDownloadDescription(%q) = %q, %d, true; want not ok", desc, image, percent)
+		}
+	}
+}
+
+// FuzzParseDownloadDescription checks that whatever it reads back it can
+// write again: the parser accepts nothing DownloadDescription would not
+// produce (up to a trailing note), and never panics.
+func FuzzParseDownloadDescription(f *testing.F) {
+	for _, s := range []string{"downloading 45% of hub:1", "downloading 100% of a@sha256:00; last attempt failed: x", "pulling hub:1", "downloading 9% of "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, desc string) {
+		image, percent, ok := agent.ParseDownloadDescription(desc)
+		if !ok {
+			return
+		}
+		again := agent.DownloadDescription(image, percent)
+		if !strings.HasPrefix(desc, again) {
+			t.Fatalf("ParseDownloadDescription(%q) = %q, %d, which writes %q", desc, image, percent, again)
+		}
+		if back, p, ok := agent.ParseDownloadDescription(again); !ok || back != image || p != percent {
+			t.Fatalf("round trip of %q: %q, %d, %v", again, back, p, ok)
+		}
+	})
+}
+
+// TestReportDownloads checks the statusDescription of modules being
+// pulled: with a known percentage, "downloading NN% of <image>"; without,
+// "pulling <image>"; a percentage for a module that is not pulling is
+// ignored.
+func TestReportDownloads(t *testing.T) {
+	d := mustDesired(t)
+	states := []agent.ModuleState{
+		{Name: "tempSensor", State: agent.StateMissing, Pulling: true},
+		{Name: "filter", State: agent.StateMissing, Pulling: true},
+		runningFor(t, d, "edgeHub", time.Hour),
+	}
+	rep := agent.ReportDownloads(d, states, map[string]int{"tempSensor": 45, "edgeHub": 70}, agent.LastStatus{Code: 200}, agent.AgentInfo{}, now)
+	desc := func(section, name string) (string, string) {
+		m := at(rep, section, name)
+		s, _ := m["runtimeStatus"].(string)
+		dsc, _ := m["statusDescription"].(string)
+		return s, dsc
+	}
+	tempImage := d.Spec(module(t, d, "tempSensor")).Image
+	if s, dsc := desc("modules", "tempSensor"); s != "downloading" || dsc != agent.DownloadDescription(tempImage, 45) {
+		t.Errorf("tempSensor: %q, %q; want downloading, %q", s, dsc, agent.DownloadDescription(tempImage, 45))
+	}
+	if s, dsc := desc("modules", "filter"); s != "downloading" || !strings.HasPrefix(dsc, "pulling ") {
+		t.Errorf("filter (no percentage yet): %q, %q; want downloading, pulling ...", s, dsc)
+	}
+	if s, dsc := desc("systemModules", "edgeHub"); s != "running" || dsc != "" {
+		t.Errorf("edgeHub (not pulling): %q, %q; want running and no description", s, dsc)
+	}
+	// Report is ReportDownloads without percentages.
+	plain, err := json.Marshal(agent.Report(d, states, agent.LastStatus{Code: 200}, agent.AgentInfo{}, now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	none, err := json.Marshal(agent.ReportDownloads(d, states, nil, agent.LastStatus{Code: 200}, agent.AgentInfo{}, now))
+	if err != nil || !bytes.Equal(plain, none) {
+		t.Errorf("Report and ReportDownloads(nil) differ:\n%s\n%s", plain, none)
+	}
+}
