@@ -108,7 +108,8 @@
 // ({"schemaVersion":"1.0","id":"<module>"}: stop and start a running
 // module, not counted as a restart) and GetModuleLogs (Azure's payload;
 // answer [{"id":"<module>","payload":"<text>"}], or "payloadBytes" with
-// gzip). Bad payloads get 400, other failures 500, both {"message": ...}.
+// gzip; with contentType "json" the payload is Azure's array of
+// {iothub, device, id, stream, loglevel, text, timestamp}). Bad payloads get 400, other failures 500, both {"message": ...}.
 //
 // # State database
 //
