@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	dnetwork "github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
@@ -47,6 +48,7 @@ const (
 	imageRepo     = "outpost-features/"
 	pkgFakehub    = "github.com/outpost-edge/outpost/cmd/fakehub"
 	pkgEdgeagent  = "github.com/outpost-edge/outpost/cmd/edgeagent"
+	pkgEdgehub    = "github.com/outpost-edge/outpost/cmd/edgehub"
 	pkgTestmodule = "github.com/outpost-edge/outpost/features/testmodule"
 	registryUser  = "features"
 )
@@ -86,9 +88,10 @@ func newDockerBackend(t *testing.T, ctx context.Context) (*dockerBackend, error)
 	b.agentImg = dockertest.BuildImage(t, ctx, imageRepo+"edgeagent", tag, pkgEdgeagent)
 	b.registry = dockertest.StartRegistry(t, registryUser, b.password)
 	for _, v := range moduleTags {
-		local := dockertest.BuildImage(t, ctx, imageRepo+"testmodule", v, pkgTestmodule)
+		local := dockertest.BuildImage(t, ctx, imageRepo+moduleImage, v, pkgTestmodule)
 		b.registry.Push(t, ctx, local)
 	}
+	b.registry.Push(t, ctx, dockertest.BuildImage(t, ctx, imageRepo+hubImageRepo, hubImageTag, pkgEdgehub))
 	host := os.Getenv("DOCKER_HOST")
 	switch {
 	case host == "":
@@ -232,6 +235,47 @@ func (b *dockerBackend) decorate(sc *scenario, env map[string]string, opts map[s
 	binds, _ := hc["Binds"].([]any)
 	hc["Binds"] = append(binds, sc.journal.dir+":/journal")
 	opts["HostConfig"] = hc
+}
+
+// decorateEdgeHub puts the edge hub on the host's network, where IoT Hub
+// (the fake hub, on loopback) and the scenarios' clients are, as a device
+// whose edgeHub publishes its ports would; mounts the scenario directory at
+// its own path (the hub's data directory, IoT Hub's CA); and labels the
+// container for clean-up.
+func (b *dockerBackend) decorateEdgeHub(sc *scenario, _ map[string]string, opts map[string]any) {
+	labels := map[string]any{}
+	for k, v := range b.labels(sc) {
+		labels[k] = v
+	}
+	opts["Labels"] = labels
+	opts["HostConfig"] = map[string]any{
+		"NetworkMode": "host",
+		"Binds":       []any{sc.dir + ":" + sc.dir},
+	}
+	// Without an endpoint of its own the runtime would join the container
+	// to its module network.
+	opts["NetworkingConfig"] = map[string]any{"EndpointsConfig": map[string]any{"host": map[string]any{}}}
+}
+
+// moduleLog reads the module container's logs.
+func (b *dockerBackend) moduleLog(ctx context.Context, sc *scenario, _, module string) string {
+	list, err := b.cli.ContainerList(ctx, dcontainer.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("label", labelScenario+"="+sc.id),
+		filters.Arg("name", "^/"+module+"$"),
+	)})
+	if err != nil || len(list) == 0 {
+		return fmt.Sprintf("(no container of %s: %v)", module, err)
+	}
+	rc, err := b.cli.ContainerLogs(ctx, list[0].ID, dcontainer.LogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		return fmt.Sprintf("(logs of %s: %v)", module, err)
+	}
+	defer rc.Close()
+	var out strings.Builder
+	if _, err := stdcopy.StdCopy(&out, &out, rc); err != nil {
+		fmt.Fprintf(&out, "(reading the logs of %s: %v)", module, err)
+	}
+	return out.String()
 }
 
 // moduleExists looks for the module's container (named after the module)

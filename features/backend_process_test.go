@@ -32,9 +32,12 @@ func newProcessBackend(bins binaries, runDir string) (*processBackend, error) {
 		return nil, err
 	}
 	// The image "<registry>/outpost-features/testmodule:<tag>" runs
-	// <imageDir>/testmodule, whatever the tag.
-	if err := os.Link(bins.testmodule, filepath.Join(imageDir, "testmodule")); err != nil {
-		return nil, fmt.Errorf("image directory: %w", err)
+	// <imageDir>/testmodule, whatever the tag; ".../edgehub:<tag>" the edge
+	// hub.
+	for name, bin := range map[string]string{moduleImage: bins.testmodule, hubImageRepo: bins.edgehub} {
+		if err := os.Link(bin, filepath.Join(imageDir, name)); err != nil {
+			return nil, fmt.Errorf("image directory: %w", err)
+		}
 	}
 	return &processBackend{bins: bins, imageDir: imageDir}, nil
 }
@@ -95,6 +98,22 @@ func (b *processBackend) decorate(sc *scenario, env map[string]string, _ map[str
 	env["TESTMODULE_JOURNAL"] = sc.journal.dir
 	env["TESTMODULE_LEASE_PID"] = strconv.Itoa(os.Getpid())
 	env[scenarioMarker] = sc.id
+}
+
+// decorateEdgeHub marks the edge hub with the scenario marker, for the
+// clean-up: the process runtime gives a module exactly the environment of
+// its deployment.
+func (b *processBackend) decorateEdgeHub(sc *scenario, env map[string]string, _ map[string]any) {
+	env[scenarioMarker] = sc.id
+}
+
+// moduleLog reads the log file the process runtime's supervisor writes.
+func (b *processBackend) moduleLog(_ context.Context, _ *scenario, agentDataDir, module string) string {
+	out, err := os.ReadFile(filepath.Join(agentDataDir, "process", "logs", module+".log"))
+	if err != nil {
+		return fmt.Sprintf("(log of %s: %v)", module, err)
+	}
+	return string(out)
 }
 
 // moduleExists looks for a running process of the module: the test module

@@ -17,8 +17,8 @@ import (
 // newDockerBackend); the scenarios share it and never see which one runs
 // them except through these methods and the @docker tag.
 //
-// Later components (the edge hub as a container, leaf devices) are more
-// methods here: the scenarios reach them through the world.
+// The real edge hub runs as the agent's edgeHub module; leaf devices and
+// the modules that talk to it are clients in the test (clients_test.go).
 type backend interface {
 	// name is "process" or "docker".
 	name() string
@@ -41,6 +41,14 @@ type backend interface {
 	// decorate adds to a module's environment and createOptions what the
 	// backend needs: where the journal is, clean-up labels or markers.
 	decorate(sc *scenario, env map[string]string, createOptions map[string]any)
+	// decorateEdgeHub adds to the real edge hub's environment and
+	// createOptions what the backend needs: the clean-up marker or labels,
+	// and on Docker the host's network (where IoT Hub and the scenarios'
+	// clients are) and the scenario directory (its data, the hub's CA).
+	decorateEdgeHub(sc *scenario, env map[string]string, createOptions map[string]any)
+	// moduleLog returns what a module has logged so far, as its runtime
+	// keeps it (container logs, the process runtime's log file).
+	moduleLog(ctx context.Context, sc *scenario, agentDataDir, module string) string
 	// moduleExists reports whether the module runtime still has the module
 	// (a container, or a running process).
 	moduleExists(ctx context.Context, sc *scenario, module string) (bool, error)

@@ -13,7 +13,8 @@ Feature: Deployments
 
   The modules are a small test program whose behaviour comes from its environment; it keeps
   a journal of its starts and stops, which the scenarios check besides what the agent
-  reports. edgeHub is that test program too, until the edge hub can run as a module.
+  reports. edgeHub is that test program too here, since these scenarios are about the agent;
+  the features about messaging deploy Outpost's edge hub as edgeHub.
 
   Background:
     Given an IoT Edge device with a running edge agent

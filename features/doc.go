@@ -9,6 +9,8 @@
 //	go test ./features/                                  both backends (docker when an engine answers)
 //	go test -v -run 'TestFeatures/process' ./features/   one backend, every scenario listed
 //	OUTPOST_FEATURES_TAGS='~@docker' go test ./features/ a godog tag expression
+//	OUTPOST_FEATURES_TAGS=@offline go test ./features/   one feature: @offline, @multiplexing,
+//	                                                     @routing, @methods, @auth (all @edgehub)
 //
 // TestFeatures runs every feature file once per backend, as the subtests
 // TestFeatures/process and TestFeatures/docker; each scenario is a subtest
@@ -20,12 +22,13 @@
 //
 //	process   fakehub and edgeagent as OS processes (built once per run with
 //	          go build), the agent with --runtime process; modules are the
-//	          test module found in the agent's --image-dir
+//	          test module and the edge hub, found in the agent's --image-dir
 //	docker    fakehub and edgeagent as containers (testcontainers-go,
 //	          images built FROM scratch from this repository by dockertest,
 //	          host networking), the agent with --runtime docker and the
-//	          engine's socket; modules are pulled from an in-process registry
-//	          (distribution/v3, basic auth) on 127.0.0.1
+//	          engine's socket; modules (the test module, the edge hub) are
+//	          pulled from an in-process registry (distribution/v3, basic
+//	          auth) on 127.0.0.1
 //
 // OUTPOST_FEATURES_BACKEND=process|docker|both chooses. By default both run
 // when a Docker Engine answers, and the docker backend is skipped with a
@@ -53,6 +56,36 @@
 // that journal, besides the agent's reported properties: it is the witness
 // of what really happened.
 //
+// # The edge hub and its clients
+//
+// The features about messaging (offline_caching, multiplexing, routing,
+// methods, auth) deploy Outpost's edge hub as the edgeHub system module
+// ("Given edgeHub is Outpost's edge hub"): the agent pulls and runs it as on
+// a device, the image built FROM scratch from cmd/edgehub on Docker (host
+// network, the scenario directory mounted at its own path), the cmd/edgehub
+// binary from the image directory on the process runtime. The deployment
+// sets its routes and store-and-forward settings ($edgeHub desired
+// properties) and, in edgeHub's env, what an operator sets per device: fixed
+// free loopback ports for MQTT/TLS and the method API (a restarted hub is
+// where its clients look for it), its data directory, the store policy,
+// IoT Hub's port and CA, and a one-second identity refresh. The agent
+// injects its identity (IotHubConnectionString). The deployment and restart
+// policy features keep a stand-in, the test module, as edgeHub: they are
+// about the agent, and it keeps a journal.
+//
+// The modules and leaf devices that talk to the edge hub are clients in the
+// test (clients_test.go) built on the device SDK, runtime/moduleclient,
+// each with an identity created through IoT Hub's service API (leaf devices
+// as children of the edge device); a plain paho client plays a module
+// breaking the rules. Each message carries its sender's sequence number.
+// The steps observe from outside only: what IoT Hub received and its
+// connection list (the fake hub's /fake/events and /fake/connections),
+// twins through the service API, what the clients received. They cut and
+// restore the network with the fake hub's fault controls, and restart
+// edgeHub through the agent's management API (what `edgectl restart
+// edgeHub` does). clients.log in the scenario directory holds the clients'
+// log; a failed scenario prints edgeHub's last log lines.
+//
 // # Timing
 //
 // The agent runs with --reconcile-period 500ms and, when it has the flags,
@@ -74,10 +107,14 @@
 // that marker; the test module also exits by itself when the test process
 // that started it is gone.
 //
+// The edge hub scenarios keep their offline periods to a few seconds: the
+// hub's reconnection back-off (1 s doubling, jittered) then brings the link
+// back within about 3 s of the network, and the TTL scenario uses a 2 s
+// time-to-live. The clients reconnect within 100 ms to 1 s.
+//
 // # Adding scenarios
 //
 // Steps are thin adapters over the world's helpers (world_test.go), one
-// file per area (steps_*_test.go). A new component (the edge hub as a
-// container, leaf devices on moduleclient) is a method of backend and a
-// field of world, started by a Given step.
+// file per area (steps_*_test.go). A new component is a method of backend
+// and a field of world, started by a Given step.
 package features

@@ -243,15 +243,15 @@ func pingDocker() error {
 
 // binaries are the programs the process backend runs, built once per run.
 type binaries struct {
-	fakehub, edgeagent, testmodule string
+	fakehub, edgeagent, edgehub, testmodule string
 }
 
-// buildBinaries builds the fake hub, the edge agent and the test module,
-// static, into dir/bin.
+// buildBinaries builds the fake hub, the edge agent, the edge hub and the
+// test module, static, into dir/bin.
 func buildBinaries(t *testing.T, dir string) binaries {
 	t.Helper()
 	bin := filepath.Join(dir, "bin")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin+"/", pkgFakehub, pkgEdgeagent, pkgTestmodule)
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin+"/", pkgFakehub, pkgEdgeagent, pkgEdgehub, pkgTestmodule)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -259,6 +259,7 @@ func buildBinaries(t *testing.T, dir string) binaries {
 	return binaries{
 		fakehub:    filepath.Join(bin, "fakehub"),
 		edgeagent:  filepath.Join(bin, "edgeagent"),
+		edgehub:    filepath.Join(bin, "edgehub"),
 		testmodule: filepath.Join(bin, "testmodule"),
 	}
 }

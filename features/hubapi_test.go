@@ -56,6 +56,11 @@ func newHubAPI(httpAddr, caFile, serviceCSFile string) (*hubAPI, error) {
 // do sends one request and decodes a JSON answer into out (when not nil).
 // Any status but 2xx is an error quoting the hub's answer.
 func (h *hubAPI) do(ctx context.Context, method, path string, body, out any) error {
+	return h.doHeader(ctx, method, path, body, out, nil)
+}
+
+// doHeader is do with extra request headers.
+func (h *hubAPI) doHeader(ctx context.Context, method, path string, body, out any, header map[string]string) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -76,6 +81,9 @@ func (h *hubAPI) do(ctx context.Context, method, path string, body, out any) err
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
 	resp, err := h.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
@@ -86,7 +94,7 @@ func (h *hubAPI) do(ctx context.Context, method, path string, body, out any) err
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
+		return fmt.Errorf("%s %s: %w", method, path, &httpError{status: resp.StatusCode, body: string(bytes.TrimSpace(b))})
 	}
 	if out == nil || len(b) == 0 {
 		return nil

@@ -89,12 +89,14 @@ func newModule(name string, b behaviour) *module {
 }
 
 // deployment is the deployment a scenario builds and applies: the
-// $edgeAgent and $edgeHub desired properties. edgeHub runs the test module
-// too: the real edge hub cannot run as a module yet (its upstream link is
-// being wired).
+// $edgeAgent and $edgeHub desired properties. By default edgeHub is a
+// stand-in, the test module, for the scenarios about the agent alone (it
+// starts in a blink and keeps a journal); hub, when set, makes it Outpost's
+// edge hub (edgehub_test.go) with that configuration.
 type deployment struct {
 	schemaVersion string
 	edgeHub       *module
+	hub           *hubSettings
 	modules       map[string]*module
 	// credentials are runtime.settings.registryCredentials.
 	credentials map[string]registryCredential
@@ -136,6 +138,9 @@ func (d *deployment) clone() *deployment {
 		c.modules[n] = &mc
 	}
 	c.credentials = maps.Clone(d.credentials)
+	if d.hub != nil {
+		c.hub = d.hub.clone()
+	}
 	return &c
 }
 
@@ -147,8 +152,11 @@ func (d *deployment) modulesContent(w *world) (map[string]any, error) {
 			"settings": map[string]any{"image": w.s.be.agentImage(), "createOptions": "{}"},
 		},
 	}
-	hub, err := w.moduleEntry(d.edgeHub)
-	if err != nil {
+	var hub map[string]any
+	var err error
+	if d.hub != nil {
+		hub = w.edgeHubEntry(d.hub)
+	} else if hub, err = w.moduleEntry(d.edgeHub); err != nil {
 		return nil, err
 	}
 	sys["edgeHub"] = hub
@@ -175,13 +183,17 @@ func (d *deployment) modulesContent(w *world) (map[string]any, error) {
 		"systemModules": sys,
 		"modules":       modules,
 	}
+	hubDesired := map[string]any{
+		"schemaVersion":                "1.1",
+		"routes":                       map[string]any{},
+		"storeAndForwardConfiguration": map[string]any{"timeToLiveSecs": 7200},
+	}
+	if d.hub != nil {
+		hubDesired = d.hub.desired()
+	}
 	return map[string]any{
 		"$edgeAgent": map[string]any{"properties.desired": agent},
-		"$edgeHub": map[string]any{"properties.desired": map[string]any{
-			"schemaVersion":                "1.1",
-			"routes":                       map[string]any{},
-			"storeAndForwardConfiguration": map[string]any{"timeToLiveSecs": 7200},
-		}},
+		"$edgeHub":   map[string]any{"properties.desired": hubDesired},
 	}, nil
 }
 

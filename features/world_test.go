@@ -73,6 +73,25 @@ type world struct {
 	// before holds the reported modules saved before an action (an agent
 	// restart), to compare with afterwards.
 	before map[string]map[string]any
+
+	// clients are the modules and leaf devices the scenario connects to
+	// the edge hub, by name (clients_test.go); rawClients plain MQTT
+	// clients for what the SDK would never send; clientLog their log.
+	clients    map[string]*localClient
+	rawClients map[string]*rawClient
+	clientLog  *os.File
+	// lastSub is the client of the last plain MQTT subscription.
+	lastSub string
+	// received holds the messages IoT Hub received so far, fetched by
+	// receivedEvents.
+	received []hubEvent
+	// mark is the sequence number of the last message IoT Hub had received
+	// at a step's chosen moment (the network cut), for "nothing since".
+	mark int64
+	// answer is the last direct method answer (status, payload) or error.
+	answer    methodResult
+	answerErr error
+	call      methodCall
 }
 
 // initScenario registers the hooks and steps of one scenario, on a new
@@ -89,6 +108,12 @@ func initScenario(ctx *godog.ScenarioContext, s *suite) {
 	registerDeploymentSteps(ctx, w)
 	registerModuleSteps(ctx, w)
 	registerRestartSteps(ctx, w)
+	registerEdgeHubSteps(ctx, w)
+	registerClientSteps(ctx, w)
+	registerMessageSteps(ctx, w)
+	registerTwinSteps(ctx, w)
+	registerMethodSteps(ctx, w)
+	registerAuthSteps(ctx, w)
 }
 
 // begin resets the world for scenario gs: a fresh directory and journal.
@@ -124,6 +149,7 @@ func (w *world) end(ctx context.Context, scenarioErr error) error {
 		godog.Logf(ctx, "%s", w.diagnostics(ctx))
 	}
 	var errs []error
+	w.closeClients()
 	if w.agent != nil {
 		errs = append(errs, w.agent.remove(ctx))
 	}
@@ -148,7 +174,13 @@ func (w *world) diagnostics(ctx context.Context) string {
 	if w.hub != nil {
 		fmt.Fprintf(&b, "--- fake hub, last lines:\n%s\n", tail(w.hub.output(ctx), 10))
 	}
-	if w.deployment != nil {
+	if w.deployment != nil && w.deployment.hub != nil {
+		fmt.Fprintf(&b, "--- edgeHub, last lines:\n%s\n", tail(w.hubLog(ctx), 40))
+		if len(w.clients) > 0 {
+			fmt.Fprintf(&b, "--- clients: log in %s\n", filepath.Join(w.sc.dir, "clients.log"))
+		}
+	}
+	if w.deployment != nil && w.deployment.hub == nil {
 		for _, m := range w.deployment.all() {
 			fmt.Fprintf(&b, "--- %s\n", w.sc.journal.describe(m.name))
 		}
