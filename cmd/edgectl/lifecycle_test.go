@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/outpost-edge/outpost/fakehub/fakehubtest"
-	"github.com/outpost-edge/outpost/runtime/agent"
 	"github.com/outpost-edge/outpost/runtime/agent/docker/dockertest"
 )
 
@@ -38,8 +37,10 @@ func TestMain(m *testing.M) {
 }
 
 // builtBinaries builds ./cmd/edgectl and ./cmd/edgeagent into one
-// directory (so that edgectl finds edgeagent next to itself) and returns
-// their paths.
+// directory (so that edgectl finds edgeagent next to itself), with the
+// modules edgehub and tempsensor (the process runtime's image directory:
+// outpost/edgehub:dev runs <dir>/edgehub), and returns the paths of the
+// first two.
 func builtBinaries(t *testing.T) (edgectl, edgeagent string) {
 	t.Helper()
 	binOnce.Do(func() {
@@ -48,7 +49,8 @@ func builtBinaries(t *testing.T) (edgectl, edgeagent string) {
 			return
 		}
 		cmd := exec.Command("go", "build", "-o", binDir+string(filepath.Separator),
-			"github.com/outpost-edge/outpost/cmd/edgectl", "github.com/outpost-edge/outpost/cmd/edgeagent")
+			"github.com/outpost-edge/outpost/cmd/edgectl", "github.com/outpost-edge/outpost/cmd/edgeagent",
+			"github.com/outpost-edge/outpost/cmd/edgehub", "github.com/outpost-edge/outpost/cmd/tempsensor")
 		binBuild, binErr = cmd.CombinedOutput()
 	})
 	if binErr != nil {
@@ -152,45 +154,21 @@ func running(pid int) bool {
 	return err == nil && state != 'Z'
 }
 
-// sleepManifest deploys edgeHub and the module sleeper, both `sleep 300`.
-func sleepManifest(t *testing.T) map[string]json.RawMessage {
-	t.Helper()
-	sleep, err := exec.LookPath("sleep")
-	if err != nil {
-		t.Skip("no sleep executable:", err)
-	}
-	manifest := fmt.Sprintf(`{
-	  "$edgeAgent": {"properties.desired": {
-	    "schemaVersion": "1.1",
-	    "runtime": {"type": "docker", "settings": {}},
-	    "systemModules": {
-	      "edgeAgent": {"type": "docker", "settings": {"image": "outpost/edgeagent:dev"}},
-	      "edgeHub": {"type": "docker", "status": "running", "restartPolicy": "always",
-	                  "settings": {"image": "exec:%[1]s", "createOptions": "{\"Cmd\":[\"300\"]}"}}},
-	    "modules": {
-	      "sleeper": {"version": "1", "type": "docker", "status": "running", "restartPolicy": "on-failure",
-	                  "settings": {"image": "exec:%[1]s", "createOptions": "{\"Cmd\":[\"300\"]}"}}}}},
-	  "$edgeHub": {"properties.desired": {"schemaVersion": "1.1", "routes": {}, "storeAndForwardConfiguration": {"timeToLiveSecs": 7200}}}
-	}`, sleep)
-	var content map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(manifest), &content); err != nil {
-		t.Fatal(err)
-	}
-	return content
-}
-
 // TestLifecycle_Process drives the process runtime end to end with the real
-// binaries and a fake hub: setup, start, a deployment, the watchdog
-// bringing a killed agent back while the module keeps running, stop,
-// start, restart and uninstall.
+// binaries and a fake hub, as an operator would: setup, start, edgectl
+// deploy of the edge hub and the temperature sensor routed to $upstream,
+// the watchdog bringing a killed agent back while the modules keep running
+// (adopted), stop while edgeHub holds messages the hub has not received
+// (its upstream cut), start (the modules start again, edgeHub forwards what
+// it kept: nothing edgeHub acknowledged is lost), restart and uninstall.
 func TestLifecycle_Process(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binaries")
 	}
-	manifest := sleepManifest(t)
 	edgectl, _ := builtBinaries(t)
 	hub := fakehubtest.New(t)
-	_, edgeCS := fakehubtest.MustDevice(t, hub, "edge1", fakehubtest.Edge())
+	const device = "edge1"
+	_, edgeCS := fakehubtest.MustDevice(t, hub, device, fakehubtest.Edge())
 	d := &realDevice{t: t, edgectl: edgectl, dir: filepath.Join(t.TempDir(), "data")}
 	t.Cleanup(func() { // whatever happened, leave no process behind
 		if _, err := os.Stat(d.dir); err == nil {
@@ -198,10 +176,17 @@ func TestLifecycle_Process(t *testing.T) {
 		}
 	})
 	_, port, _ := net.SplitHostPort(hub.MQTTAddress())
+	// Each step needs the previous one.
+	step := func(name string, f func(t *testing.T)) {
+		t.Helper()
+		if !t.Run(name, f) {
+			t.FailNow()
+		}
+	}
 
 	out := d.mustRun("setup", "--connection-string", edgeCS, "--edge-hostname", "localhost",
 		"--ca-file", hub.CAFile(), "--service-url", "https://"+hub.HTTPAddress(), "--mqtt-port", port,
-		"--reconcile-period", "200ms", "--ca-lifetime", "2h", "--server-lifetime", "20m", "--renew-before", "5m")
+		"--image-dir", binDir, "--reconcile-period", "200ms", "--ca-lifetime", "2h", "--server-lifetime", "20m", "--renew-before", "5m")
 	if !strings.Contains(out, "Runtime setup successfully.") {
 		t.Fatalf("setup:\n%s", out)
 	}
@@ -222,13 +207,32 @@ func TestLifecycle_Process(t *testing.T) {
 		t.Errorf("second start:\n%s", out)
 	}
 
-	if err := hub.ApplyConfigurationContent("edge1", manifest); err != nil {
-		t.Fatal(err)
+	// The image names resolve to the binaries in binDir (setup
+	// --image-dir); edgeHub keeps its store in the data directory.
+	dep := lifecycleDeployment{
+		hubImage: "outpost/edgehub:dev", sensorImage: "outpost/tempsensor:dev",
+		hubEnv: map[string]string{
+			"EDGEHUB_DATA_DIR":     filepath.Join(d.dir, "edgehub"),
+			"EDGEHUB_TLS_ADDR":     fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+			"EDGEHUB_METRICS_ADDR": "127.0.0.1:0",
+		},
 	}
-	waitLong(t, "sleeper running", func() bool { return d.modulePID("sleeper") != 0 })
-	modPID := d.modulePID("sleeper")
+	manifest, serviceCS := dep.write(t, hub)
+	pids := map[string]int{}
+	step("deploy", func(t *testing.T) {
+		out := d.mustRun("deploy", manifest, "--service-connection-string-file", serviceCS, "--timeout", "1m", "--poll-interval", "200ms")
+		if !strings.Contains(out, "Deployed deployment.json to "+device) {
+			t.Errorf("deploy:\n%s", out)
+		}
+		for _, m := range lifecycleModules {
+			if pids[m] = d.modulePID(m); pids[m] == 0 {
+				t.Fatalf("%s not running after the deployment succeeded:\n%s", m, out)
+			}
+		}
+		waitLong(t, "the sensor's messages at the hub", func() bool { return len(tallySensor(t, hub, device).batches) > 0 })
+	})
 
-	t.Run("watchdog restarts a killed agent; the module keeps running", func(t *testing.T) {
+	step("watchdog restarts a killed agent; the modules are adopted", func(t *testing.T) {
 		if err := syscall.Kill(agentPID, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -240,63 +244,66 @@ func TestLifecycle_Process(t *testing.T) {
 		if !strings.Contains(now.Supervisor, "1 restart(s)") || !strings.Contains(now.Supervisor, "killed by signal 9") {
 			t.Errorf("supervisor = %q, want one restart after a kill", now.Supervisor)
 		}
-		if got := d.modulePID("sleeper"); got != modPID || !running(modPID) {
-			t.Fatalf("sleeper pid %d (running %v), want %d still running", got, running(modPID), modPID)
-		}
-		// The new agent adopted it: listed as running, not restarted.
-		_, list, _ := d.run("", "-o", "json", "list")
-		var mods []agent.ModuleInfo
-		if err := json.Unmarshal([]byte(list), &mods); err != nil {
-			t.Fatalf("list: %v\n%s", err, list)
-		}
-		found := false
-		for _, m := range mods {
-			if m.Name == "sleeper" {
-				found = m.RuntimeStatus == "running" && m.RestartCount == 0
+		waitReconciled(t, func() statusOutput { _, st := d.status(); return st })
+		for _, m := range lifecycleModules {
+			if got := d.modulePID(m); got != pids[m] || !running(pids[m]) {
+				t.Errorf("%s pid %d (running %v), want %d still running", m, got, running(pids[m]), pids[m])
 			}
 		}
-		if !found {
-			t.Errorf("sleeper not listed as running without restarts: %s", list)
-		}
+		// The new agent adopted them: listed as running, not restarted.
+		_, list, _ := d.run("", "-o", "json", "list")
+		checkAdopted(t, list, lifecycleModules...)
 	})
 
-	t.Run("stop stops the agent and the modules", func(t *testing.T) {
-		out := d.mustRun("stop", "--timeout", "5s")
-		if !strings.Contains(out, "Runtime stopped.") || !strings.Contains(out, "sleeper") || !strings.Contains(out, "edgeHub") {
-			t.Errorf("stop:\n%s", out)
-		}
+	var before sensorRun
+	step("stop while edgeHub keeps messages the hub has not received", func(t *testing.T) {
+		before = cutUntilDone(t, hub, device, func() string {
+			_, out, _ := d.run("", "logs", sensorModule)
+			return out
+		})
+		checkStopOutput(t, d.mustRun("stop", "--timeout", "5s"))
 		if code, st := d.status(); code != exitUnavailable || st.State != stateStopped {
 			t.Errorf("status after stop = %d %+v, want STOPPED", code, st)
 		}
-		waitLong(t, "the module's process to end", func() bool { return !running(modPID) })
-		if d.modulePID("sleeper") != 0 {
-			t.Error("sleeper still recorded as running")
+		for _, m := range lifecycleModules {
+			waitLong(t, m+"'s process to end", func() bool { return !running(pids[m]) })
+			if d.modulePID(m) != 0 {
+				t.Errorf("%s still recorded as running", m)
+			}
 		}
 	})
 
-	t.Run("start starts the modules again", func(t *testing.T) {
+	step("start: the modules start again and nothing is lost", func(t *testing.T) {
+		hub.RestoreNetwork()
 		if out := d.mustRun("start"); !strings.Contains(out, "Runtime started.") {
 			t.Errorf("start:\n%s", out)
 		}
-		// on-failure would not restart a module stopped with SIGTERM (143)
-		// on its own: it starts because the runtime was started after it
-		// stopped.
-		waitLong(t, "sleeper running again", func() bool {
-			pid := d.modulePID("sleeper")
-			return pid != 0 && pid != modPID
-		})
+		// restartPolicy always would restart them anyway; on-failure or
+		// never would not (a SIGTERM'd module exits 0 or 143): they start
+		// because the runtime was started after they stopped.
+		for _, m := range lifecycleModules {
+			waitLong(t, m+" running again", func() bool {
+				pid := d.modulePID(m)
+				return pid != 0 && pid != pids[m]
+			})
+		}
+		noLoss(t, hub, device, before)
 	})
 
-	t.Run("restart", func(t *testing.T) {
-		before := d.modulePID("sleeper")
+	step("restart", func(t *testing.T) {
+		for _, m := range lifecycleModules {
+			pids[m] = d.modulePID(m)
+		}
 		if out := d.mustRun("restart", "--stop-timeout", "5s"); !strings.Contains(out, "Runtime restarted.") {
 			t.Errorf("restart:\n%s", out)
 		}
-		waitLong(t, "sleeper running after the restart", func() bool {
-			pid := d.modulePID("sleeper")
-			return pid != 0 && pid != before
-		})
-		modPID = d.modulePID("sleeper")
+		for _, m := range lifecycleModules {
+			waitLong(t, m+" running after the restart", func() bool {
+				pid := d.modulePID(m)
+				return pid != 0 && pid != pids[m]
+			})
+			pids[m] = d.modulePID(m)
+		}
 	})
 
 	if os.Getenv("SHOWOUT") != "" {
@@ -313,10 +320,17 @@ func TestLifecycle_Process(t *testing.T) {
 		if !strings.Contains(out, "Runtime uninstalled successfully.") {
 			t.Errorf("uninstall:\n%s", out)
 		}
+		for _, m := range lifecycleModules {
+			if !strings.Contains(out, "Removed module "+m) {
+				t.Errorf("uninstall does not say it removed %s:\n%s", m, out)
+			}
+			waitLong(t, m+"'s process to end", func() bool { return !running(pids[m]) })
+		}
+		// The data directory held the configuration, the certificates,
+		// the agent's state and edgeHub's store.
 		if _, err := os.Stat(d.dir); !os.IsNotExist(err) {
 			t.Errorf("data directory left: %v", err)
 		}
-		waitLong(t, "the module's process to end", func() bool { return !running(modPID) })
 	})
 }
 
