@@ -314,7 +314,16 @@ func serve(ctx context.Context, c config, device sas.ConnectionString, logger *s
 	opts.BootTime = later(bootTime(), c.runtimeStart)
 	opts.RegistryLogins = (&loginsFile{path: filepath.Join(c.dataDir, agent.RegistriesFile), log: logger.With("component", "logins")}).Logins
 	opts.Info = info
-	a, err := agent.New(opts, agent.Deps{Runtime: tracked, Twin: twin, Identities: ids, State: db, Logger: logger.With("component", "agent")})
+	// The tracker hides the runtime's exit watch: give it back, so that the
+	// agent learns of a crash at once rather than at its next reconcile.
+	var agentRT agent.Runtime = tracked
+	if w, ok := rt.Runtime.(agent.ExitWatcher); ok {
+		agentRT = struct {
+			*agent.PullTracker
+			agent.ExitWatcher
+		}{tracked, w}
+	}
+	a, err := agent.New(opts, agent.Deps{Runtime: agentRT, Twin: twin, Identities: ids, State: db, Logger: logger.With("component", "agent")})
 	if err != nil {
 		return err
 	}

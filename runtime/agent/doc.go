@@ -82,6 +82,15 @@
 //	          (read once per connection) and UpdateReported only a non-empty patch
 //	loop      reconcile, then wait for a wake-up (coalesced, size 1), the
 //	          earliest Wait, or Options.Period (5 s)
+//	exits     only when Deps.Runtime is an ExitWatcher: wake the loop 50 ms
+//	          after the first module exit of a burst; a watch that fails or
+//	          ends is set up again after Options.Period
+//
+// So a crash is seen at once: restart.Decide runs within the debounce, the
+// back-off counts from the runtime's exit time, and the loop's timer for
+// the earliest Wait restarts the module when the back-off ends, not at the
+// next period. Without a watch, exits are noticed at the next reconcile.
+// The watch never blocks the loop: its events are hints and coalesce.
 //
 // One reconcile: parse the desired document if its version changed (a
 // valid one becomes the deployment and is saved; an invalid one sets

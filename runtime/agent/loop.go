@@ -17,14 +17,21 @@ import (
 // minWait keeps the loop from spinning when a Wait is already due.
 const minWait = time.Millisecond
 
+// exitDebounce gathers the exits of modules that end together (a module
+// and those that depend on it, a host shutting down) into one reconcile,
+// and is short enough to add nothing noticeable to a restart.
+const exitDebounce = 50 * time.Millisecond
+
 // Run runs the agent until ctx ends, then returns nil. It may be called
 // once per Agent (ErrRunning afterwards): the Twin connects only once.
 //
 // Run loads the saved state, registers the desired-properties handler and
 // the direct methods, connects to the hub in the background, and
 // reconciles: at once, on every desired-properties change, when a Wait
-// comes due, and Options.Period after each reconcile. Errors are reported
-// to the twin and logged, never fatal.
+// comes due (a back-off or a retry, on its own timer), when a module exits
+// (if Deps.Runtime is an ExitWatcher; 50 ms after the first of a burst of
+// exits), and Options.Period after each reconcile. Errors are reported to
+// the twin and logged, never fatal.
 //
 // When ctx ends Run reports 406 "Agent is not running" (best effort) and
 // returns, leaving every module as it is: stopping the agent never stops
@@ -40,6 +47,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	// The reporter outlives ctx a little, to send the shutdown report.
 	repCtx, stopReporter := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
+	if w, ok := a.deps.Runtime.(ExitWatcher); ok {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.runExitWatch(ctx, w)
+		}()
+	}
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
@@ -75,6 +89,63 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		t.Stop()
+	}
+}
+
+// runExitWatch wakes the loop when the runtime reports a module exit, so
+// that restart.Decide runs at once rather than at the next period. It
+// never blocks the loop: wake-ups coalesce. When the watch cannot be set
+// up, or stops, it tries again after Options.Period; meanwhile the periodic
+// reconcile still notices exits, only later.
+func (a *Agent) runExitWatch(ctx context.Context, w ExitWatcher) {
+	for {
+		ch, err := w.WatchExits(ctx)
+		if err != nil {
+			a.log.Warn("cannot watch module exits; exits are noticed at the next reconcile", "err", err, "retry_in", a.opts.Period)
+		} else {
+			a.forwardExits(ctx, ch)
+		}
+		t := time.NewTimer(a.opts.Period)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// forwardExits turns the exits read from ch into loop wake-ups, one per
+// burst: exitDebounce after the first exit of a burst. It returns when ctx
+// ends or ch is closed.
+func (a *Agent) forwardExits(ctx context.Context, ch <-chan string) {
+	debounce := time.NewTimer(exitDebounce)
+	debounce.Stop()
+	defer debounce.Stop()
+	pending := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case name, ok := <-ch:
+			if !ok {
+				if pending {
+					a.wake()
+				}
+				if ctx.Err() == nil {
+					a.log.Warn("module exit watch stopped; exits are noticed at the next reconcile", "retry_in", a.opts.Period)
+				}
+				return
+			}
+			a.log.Debug("module exited", "module", name)
+			if !pending {
+				pending = true
+				debounce.Reset(exitDebounce)
+			}
+		case <-debounce.C:
+			pending = false
+			a.wake()
+		}
 	}
 }
 

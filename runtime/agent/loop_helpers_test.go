@@ -261,6 +261,7 @@ type harness struct {
 	twin   *fakeTwin
 	ids    *fakeIdentities
 	clock  *fakeClock
+	now    func() time.Time // the agent's and the runtime's clock when set; clock.Now otherwise
 	dbPath string
 	db     *agent.StateDB
 	logs   *syncBuffer
@@ -311,7 +312,12 @@ func (h *harness) start() {
 	if h.wrap != nil {
 		rt = h.wrap(rt)
 	}
-	a, err := agent.New(h.opts, agent.Deps{Runtime: rt, Twin: h.twin, Identities: h.ids, State: db, Logger: logger, Now: h.clock.Now})
+	clock := h.clock.Now
+	if h.now != nil {
+		clock = h.now
+		h.rt.Now = h.now
+	}
+	a, err := agent.New(h.opts, agent.Deps{Runtime: rt, Twin: h.twin, Identities: h.ids, State: db, Logger: logger, Now: clock})
 	if err != nil {
 		h.t.Fatal(err)
 	}

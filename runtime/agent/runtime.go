@@ -129,3 +129,20 @@ const (
 	// Owner is the value of LabelOwner.
 	Owner = "outpost"
 )
+
+// ExitWatcher is optionally implemented by a Runtime that can tell when a
+// module exits, so that the agent need not wait for its next periodic
+// reconcile to notice a crash (see the package documentation, "Agent").
+// Without one the agent learns of exits at its reconciles only.
+type ExitWatcher interface {
+	// WatchExits returns a channel that receives the name of a module each
+	// time the runtime sees it exit (a crash, a normal end or a Stop),
+	// until ctx ends; the channel is then closed. Events are hints: the
+	// agent re-Lists on each, so an event may be coalesced or dropped when
+	// the receiver lags (sends never block the runtime), and a spurious one
+	// costs a reconcile. The implementation keeps the watch going on its
+	// own (reconnecting when a stream breaks); a closed channel before ctx
+	// ends means the watch has stopped for good, and the agent calls
+	// WatchExits again later. An error means no watch could be set up.
+	WatchExits(ctx context.Context) (<-chan string, error)
+}

@@ -37,6 +37,14 @@
 // pinned by digest is checked against the pulled image's RepoDigests, and
 // Options.RequireDigest refuses images that are not pinned.
 //
+// # Exit watch
+//
+// WatchExits (agent.ExitWatcher) follows the engine's events API, filtered
+// to type=container, event=die and the owner label, and sends the module's
+// name for each. When the stream breaks it reconnects (100 ms doubling to
+// 5 s) and asks for the events since the last one seen, so that an exit
+// during the gap is not lost.
+//
 // # Errors
 //
 // The engine's 404 and 409 answers become agent.ErrNotFound,

@@ -9,6 +9,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
@@ -49,6 +50,18 @@ type fakeEngine struct {
 	networkErr       error // NetworkInspect
 	networkCreateErr error
 	networkCreated   []network.CreateOptions
+
+	// streams are what successive Events calls return, in order; once they
+	// are used up a call gets a stream that stays open and silent.
+	streams    []fakeStream
+	eventsOpts []events.ListOptions
+}
+
+// fakeStream is one Events stream: its messages, then err (nil: it stays
+// open until the caller's ctx ends).
+type fakeStream struct {
+	msgs []events.Message
+	err  error
 }
 
 var _ engine = (*fakeEngine)(nil)
@@ -158,4 +171,33 @@ func (f *fakeEngine) NetworkCreate(_ context.Context, name string, opts network.
 	f.record("network-create " + name)
 	f.networkCreated = append(f.networkCreated, opts)
 	return network.CreateResponse{ID: "net"}, f.networkCreateErr
+}
+
+func (f *fakeEngine) Events(ctx context.Context, opts events.ListOptions) (<-chan events.Message, <-chan error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, "events")
+	f.eventsOpts = append(f.eventsOpts, opts)
+	var st fakeStream
+	if len(f.streams) > 0 {
+		st, f.streams = f.streams[0], f.streams[1:]
+	}
+	f.mu.Unlock()
+	msgs, errs := make(chan events.Message), make(chan error, 1)
+	go func() {
+		for _, m := range st.msgs {
+			select {
+			case msgs <- m:
+			case <-ctx.Done():
+				errs <- ctx.Err()
+				return
+			}
+		}
+		if st.err != nil {
+			errs <- st.err
+			return
+		}
+		<-ctx.Done()
+		errs <- ctx.Err()
+	}()
+	return msgs, errs
 }

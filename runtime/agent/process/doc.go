@@ -125,6 +125,19 @@
 // (Zombies count as dead: a supervisor is the agent's child only until the
 // agent exits, and the agent reaps those it started.)
 //
+// # Exit watch
+//
+// WatchExits (agent.ExitWatcher) tells the agent each module exit the
+// runtime records: by Run, List or Stop. Run records an exit at once when
+// the module's supervisor is its own child (the supervisor writes the exit
+// file, then exits, and the runtime's wait on it wakes Run); for a module
+// adopted from an earlier agent, whose supervisor is nobody's child here,
+// Run checks every 100 ms, while a watcher exists, that the running
+// modules' processes are alive (one read of /proc/<pid>/stat each), and
+// refreshes them when one is gone. No inotify and no channel to the
+// supervisor: the exit file stays the one record of an exit. Sends never
+// block; a watcher that lags misses events (16 are buffered).
+//
 // # Health checks
 //
 // Run keeps one checker goroutine per running module that has a

@@ -26,8 +26,9 @@ type healthResult struct {
 
 // Run runs the runtime's background work until ctx ends, and returns nil
 // then: every PollInterval (and at once after a Start, Stop, Remove or the
-// exit of a supervisor it started) it refreshes every module, which
-// records exits as they happen, and it keeps one health checker goroutine
+// exit of a supervisor it started, and within 100 ms of a module's exit
+// while WatchExits has a watcher) it refreshes every module, which
+// records exits as they happen and tells the watchers, and it keeps one health checker goroutine
 // per running module that has a health check (see the package
 // documentation, "Health checks"). Without Run, modules run and List works,
 // but health stays "starting". Run never stops a module: when it returns
@@ -47,13 +48,26 @@ func (r *Runtime) Run(ctx context.Context) error {
 	}()
 	tick := time.NewTicker(r.opts.PollInterval)
 	defer tick.Stop()
+	fast := time.NewTicker(exitPoll)
+	defer fast.Stop()
 	for {
-		r.sync(ctx, checkers)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		case <-r.wake:
+		running := r.sync(ctx, checkers)
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick.C:
+				break wait
+			case <-r.wake:
+				break wait
+			case <-fast.C:
+				// Cheap: one /proc read per running module, and only while
+				// someone watches exits.
+				if r.watched() && anyGone(running) {
+					break wait
+				}
+			}
 		}
 	}
 }
@@ -66,12 +80,13 @@ type checker struct {
 }
 
 // sync refreshes every module and makes checkers match the running
-// modules that have a health check.
-func (r *Runtime) sync(ctx context.Context, checkers map[string]*checker) {
+// modules that have a health check. It returns the module processes still
+// running, for the exit poll.
+func (r *Runtime) sync(ctx context.Context, checkers map[string]*checker) (running []proc) {
 	names, err := r.p.names()
 	if err != nil {
 		r.log.Warn("cannot list modules", "err", err)
-		return
+		return nil
 	}
 	want := make(map[string]*record)
 	for _, name := range names {
@@ -80,6 +95,9 @@ func (r *Runtime) sync(ctx context.Context, checkers map[string]*checker) {
 			continue // List reports it
 		}
 		r.refresh(rec)
+		if rec.State == agent.StateRunning {
+			running = append(running, proc{Pid: rec.Pid, Start: rec.PidStart})
+		}
 		if rec.State == agent.StateRunning && rec.Exec.Health != nil {
 			want[name] = rec
 		}
@@ -103,6 +121,7 @@ func (r *Runtime) sync(ctx context.Context, checkers map[string]*checker) {
 			r.check(cctx, rec)
 		}()
 	}
+	return running
 }
 
 // check runs rec's health check every Interval until ctx ends.

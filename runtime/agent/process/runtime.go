@@ -86,6 +86,9 @@ type Runtime struct {
 
 	wake    chan struct{} // coalesced wake-ups of Run
 	running atomic.Bool   // Run is running
+
+	// watchers are the channels of WatchExits calls, guarded by mu.
+	watchers map[chan string]struct{}
 }
 
 // New returns a Runtime keeping its state under o.StateDir, which it
@@ -133,6 +136,8 @@ func New(o Options) (*Runtime, error) {
 		locks:  make(map[string]*sync.Mutex),
 		health: make(map[string]healthResult),
 		wake:   make(chan struct{}, 1),
+
+		watchers: make(map[chan string]struct{}),
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -266,7 +271,9 @@ func (r *Runtime) refresh(rec *record) {
 	}
 	if err := r.p.saveRecord(cur); err != nil {
 		r.log.Warn("cannot record module exit", "module", rec.Name, "err", err)
+		return
 	}
+	r.notifyExit(rec.Name)
 }
 
 // Pull implements agent.Runtime. Nothing is downloaded: it checks that the
@@ -494,6 +501,7 @@ func (r *Runtime) Stop(ctx context.Context, name string, timeout time.Duration) 
 		return err
 	}
 	r.log.Info("module stopped", "module", name, "exitCode", rec.ExitCode)
+	r.notifyExit(name)
 	r.kick()
 	return nil
 }
