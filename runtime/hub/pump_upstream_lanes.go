@@ -120,8 +120,8 @@ func (u *upstreamPump) rewind(l *upLane) {
 	u.p.s.deps.Store.Rewind(l.queue)
 	opts := u.p.s.opts
 	d := backoff(l.failures, opts.RetryMin, opts.RetryMax, u.rnd)
-	l.failures++
 	if !l.offline {
+		l.failures++
 		u.wait(l, d, false)
 		return
 	}
@@ -129,9 +129,12 @@ func (u *upstreamPump) rewind(l *upLane) {
 	if up || changed == nil {
 		// The link is already back (or its state is not updated yet): retry after the
 		// back-off, which stays short unless this repeats.
+		l.failures++
 		u.wait(l, d, false)
 		return
 	}
+	// Not counted as a failure: the wait is for the link, whose reconnection has its own
+	// back-off, and a lane must not come back from an outage with a long one of its own.
 	u.p.log.Debug("upstream link down; messages wait in the store", "queue", l.queue)
 	// The link's own reconnection is the back-off; RetryMax is a fallback in case a change
 	// is missed.

@@ -8,10 +8,12 @@ import "time"
 // picks the point: 0 the low end, towards 1 the high end.
 //
 // With 1 s..30 s the waits fall in [0.5 s, 1 s], [1 s, 2 s], [2 s, 4 s], ... and then stay in
-// [15 s, 30 s]: a lost link is retried within a second, a hub that stays away costs one
+// [15 s, 30 s]: a lost link is retried within a second, a hub that keeps refusing costs one
 // attempt every 15 to 30 s, and the jitter keeps a fleet of edge devices that lost the same
-// hub from reconnecting in lockstep (peers-and-targets.md, "reconnect storms"). It is a pure
-// function: randomness comes in as u, so the maths is tested exactly.
+// hub from reconnecting in lockstep (peers-and-targets.md, "reconnect storms"). While the hub
+// cannot be reached at all, Run caps hi at Options.UnreachableMax instead (3 s: one attempt
+// every 1.5 to 3 s, a few packets each), so that the link returns within seconds of the
+// network. It is a pure function: randomness comes in as u, so the maths is tested exactly.
 func backoff(attempt int, lo, hi time.Duration, u float64) time.Duration {
 	if lo <= 0 {
 		lo = time.Millisecond

@@ -76,7 +76,8 @@ func (s Subscriptions) names() []string {
 // handlers, and call Run; every other method is safe for concurrent use and fails with
 // ErrOffline while the link is down.
 //
-// Lock order: an identity lock (idLock) before Client.mu before conn.mu; stateMu is a leaf.
+// Lock order: an identity lock (idLock) before Client.mu before conn.mu; stateMu and
+// conn.outMu are leaves.
 type Client struct {
 	opts       Options
 	cs         sas.ConnectionString

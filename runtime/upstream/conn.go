@@ -32,6 +32,15 @@ type conn struct {
 	mu       sync.Mutex
 	pending  map[string]*pendingRequest // by $rid
 	standing map[sas.Identity]*standing // Send's verdicts, see send.go
+
+	// The writer and the acker (writer.go). outMu is a leaf.
+	outMu     sync.Mutex
+	outClosed bool          // lost: nothing more is submitted
+	queue     []*outgoing   // submitted, not handed to paho yet, in order
+	acking    []*outgoing   // telemetry without an outcome yet, in order
+	writeWake chan struct{} // size 1: wakes the writer
+	ackWake   chan struct{} // size 1: wakes the acker
+	slots     chan struct{} // one per telemetry message in flight (sendWindow)
 }
 
 // pendingRequest is a request waiting for its answer.
@@ -49,7 +58,10 @@ type answer struct {
 }
 
 func newConn() *conn {
-	return &conn{lost: make(chan struct{}), pending: map[string]*pendingRequest{}, standing: map[sas.Identity]*standing{}}
+	return &conn{
+		lost: make(chan struct{}), pending: map[string]*pendingRequest{}, standing: map[sas.Identity]*standing{},
+		writeWake: make(chan struct{}, 1), ackWake: make(chan struct{}, 1), slots: make(chan struct{}, sendWindow),
+	}
 }
 
 // markLost records why the connection ended and wakes everyone waiting on it.
@@ -90,12 +102,15 @@ func (cn *conn) deliver(t iothub.OBOTopic, body []byte) bool {
 // errLost is the cause recorded when paho reports the connection lost.
 var errLost = errors.New("connection lost")
 
+// errSign is the failure to sign the CONNECT's token (a key that does not decode).
+var errSign = errors.New("sign token")
+
 // dial opens one connection as {edge}/$edgeHub and subscribes to the extension's filters.
 // It returns only a usable connection; on any error the connection is closed again.
 func (c *Client) dial(ctx context.Context) (*conn, error) {
 	password, err := c.cs.Token(c.opts.Now(), c.opts.TokenTTL)
 	if err != nil {
-		return nil, fmt.Errorf("sign token for %q: %w", c.clientID, err)
+		return nil, fmt.Errorf("%w for %q: %w", errSign, c.clientID, err)
 	}
 	cn := newConn()
 	o := mqtt.NewClientOptions().
@@ -111,9 +126,10 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		SetPingTimeout(max(c.opts.KeepAlive/2, time.Second/2)).
 		SetConnectTimeout(connectTimeout).
 		// How long a Publish may wait for paho's writer. When the link dies under load the
-		// writer is gone before paho marks the connection lost, and every Publish would
-		// wait this long, holding the hub's upstream pump: bound it by the keep-alive, the
-		// time within which a live link always gets a packet out.
+		// writer is gone before paho marks the connection lost, and a Publish under way
+		// waits this long. Only the connection's own writer (writer.go) calls Publish, so
+		// nobody else waits; bound it by the keep-alive, the time within which a live link
+		// always gets a packet out, after which the writer gives the connection up.
 		SetWriteTimeout(min(c.opts.RequestTimeout, c.opts.KeepAlive)).
 		SetAutoReconnect(false). // Run reconnects, with a new token each time
 		SetConnectRetry(false).
@@ -143,6 +159,9 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		return nil, connectError(c.broker, tok.(*mqtt.ConnectToken).ReturnCode(), err)
 	}
 	cn.started = time.Now()
+	// Both end with the connection (cn.lost); every failure below closes it.
+	go c.writeLoop(cn)
+	go c.ackLoop(cn)
 	filters := map[string]byte{iothub.OBOFilter: 1, iothub.OBOC2DFilter: 1}
 	sub := cn.pc.SubscribeMultiple(filters, nil)
 	timer := time.NewTimer(c.opts.RequestTimeout)
@@ -229,10 +248,13 @@ func (c *Client) requestOn(ctx context.Context, cn *conn, kind iothub.OBOKind, i
 		delete(cn.pending, t.RequestID)
 		cn.mu.Unlock()
 	}()
-	tok := cn.pc.Publish(t.String(), 1, false, body)
-	published := tok.Done()
 	timer := time.NewTimer(c.opts.RequestTimeout)
 	defer timer.Stop()
+	tok, err := cn.write(ctx, t.String(), body)
+	if err != nil {
+		return answer{}, err
+	}
+	published := tok.Done()
 	for {
 		select {
 		case a := <-p.ch:
@@ -252,16 +274,15 @@ func (c *Client) requestOn(ctx context.Context, cn *conn, kind iothub.OBOKind, i
 	}
 }
 
-// publish sends a message at QoS 1 on cn and waits for the PUBACK.
+// publish sends a message at QoS 1 on cn and waits for the PUBACK, the connection's loss,
+// ctx or Options.RequestTimeout.
 func (c *Client) publish(ctx context.Context, cn *conn, topic string, payload []byte) error {
-	return c.awaitPuback(ctx, cn, cn.pc.Publish(topic, 1, false, payload))
-}
-
-// awaitPuback waits for the PUBACK of a QoS 1 publish, the connection's loss, ctx or
-// Options.RequestTimeout.
-func (c *Client) awaitPuback(ctx context.Context, cn *conn, tok mqtt.Token) error {
 	timer := time.NewTimer(c.opts.RequestTimeout)
 	defer timer.Stop()
+	tok, err := cn.write(ctx, topic, payload)
+	if err != nil {
+		return err
+	}
 	select {
 	case <-tok.Done():
 		if err := tok.Error(); err != nil {

@@ -58,9 +58,12 @@
 // every identity it was told to Attach and not to Detach, so IoT Hub's view (Connections,
 // connectionState, what it forwards) comes back without the hub doing anything. The back-off
 // after a failure or a loss is capped exponential with jitter: attempt n waits a random
-// time in [c/2, c] with c = ReconnectMin·2^n capped at ReconnectMax (1 s..30 s by default),
-// starting again from ReconnectMin after a connection that lasted 30 s. A silent link is
-// noticed within about 1.75 × KeepAlive (10 s by default); a closed socket at once.
+// time in [c/2, c] with c = ReconnectMin·2^n capped at UnreachableMax while IoT Hub cannot
+// be reached or after the link was lost (1 s..3 s by default: the link is back within about
+// 3 s of the network), and at ReconnectMax after IoT Hub refused the connection (CONNACK
+// 0x05, 0x03: 1 s..30 s), starting again from ReconnectMin after a connection that lasted
+// 30 s. A silent link is noticed within about 1.75 × KeepAlive (10 s by default); a closed
+// socket at once.
 //
 // Connected reports the state; States delivers changes, coalesced (a planned token renewal
 // is not a change: operations wait for it instead of failing).
@@ -75,8 +78,8 @@
 //
 // # Caveats
 //
-//   - Send waits for each PUBACK; SendAsync pipelines instead (one goroutine per message in
-//     flight). Several messages per PUBLISH (batching) is not part of the dialect.
+//   - Send waits for each PUBACK; SendAsync pipelines instead (up to 4096 messages in flight
+//     per connection). Several messages per PUBLISH (batching) is not part of the dialect.
 //   - A message IoT Hub drops without a PUBACK (throttling) fails with ErrTimeout after
 //     RequestTimeout, but paho keeps its packet id until the connection ends: a window
 //     of messages timing out again and again on one connection uses ids up (65535).
@@ -84,9 +87,20 @@
 //     implemented: the connection string must carry a SharedAccessKey.
 //   - A handler that never returns holds its worker (desired and C2D have one each).
 //
+// # Writer and acker
+//
+// Each connection has two goroutines of its own (writer.go): the writer, the only caller of
+// paho's Publish, which hands every PUBLISH (telemetry, requests, method answers) to paho in
+// submission order; and the acker, which decides the outcome of each telemetry message in
+// that order. Paho's Publish can block for its whole WriteTimeout when the link dies under
+// load; only the writer waits there. When the connection is lost (paho's connection-lost
+// handler, or a Publish paho refuses) every message in flight fails at once with ErrOffline
+// and the writer publishes nothing more, so a caller that sends the failed messages again on
+// the next connection keeps each sender's order.
+//
 // # Lock order
 //
 // An identity lock (attach.go, ordering one identity's attach and detach requests) before
-// Client.mu before conn.mu; Client.stateMu is a leaf. Only identity locks are held while
-// publishing or waiting for an answer.
+// Client.mu before conn.mu; Client.stateMu and conn.outMu are leaves. Only identity locks
+// are held while publishing or waiting for an answer.
 package upstream

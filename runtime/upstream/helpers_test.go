@@ -173,13 +173,16 @@ func logged(opts upstream.Options, msg string) int {
 }
 
 // proxy forwards TCP connections to a target; blackhole(true) makes it swallow everything in
-// both directions while keeping the sockets open, as a dead route without a FIN looks.
+// both directions while keeping the sockets open, as a dead route without a FIN looks;
+// stall(true) makes it stop reading what the client sends, so that the client's socket
+// buffers fill up and its writes block, as on a congested route.
 type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	dead   bool
-	conns  []net.Conn
+	ln      net.Listener
+	target  string
+	mu      sync.Mutex
+	dead    bool
+	stalled chan struct{} // non-nil while stalled; closed when the stall ends
+	conns   []net.Conn
 }
 
 func newProxy(t *testing.T, target string) *proxy {
@@ -209,6 +212,28 @@ func (p *proxy) blackhole(on bool) {
 	p.dead = on
 }
 
+func (p *proxy) stall(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case on && p.stalled == nil:
+		p.stalled = make(chan struct{})
+	case !on && p.stalled != nil:
+		close(p.stalled)
+		p.stalled = nil
+	}
+}
+
+// waitUnstalled returns once the proxy is not stalled.
+func (p *proxy) waitUnstalled() {
+	p.mu.Lock()
+	ch := p.stalled
+	p.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
+}
+
 func (p *proxy) isDead() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -229,17 +254,21 @@ func (p *proxy) serve() {
 		p.mu.Lock()
 		p.conns = append(p.conns, in, out)
 		p.mu.Unlock()
-		go p.pipe(in, out)
-		go p.pipe(out, in)
+		go p.pipe(in, out, true)
+		go p.pipe(out, in, false)
 	}
 }
 
-// pipe copies src to dst, dropping what it reads while the proxy is a black hole.
-func (p *proxy) pipe(src, dst net.Conn) {
+// pipe copies src to dst, dropping what it reads while the proxy is a black hole and, for
+// the client's side (fromClient), not reading while it is stalled.
+func (p *proxy) pipe(src, dst net.Conn, fromClient bool) {
 	defer src.Close()
 	defer dst.Close()
 	buf := make([]byte, 32*1024)
 	for {
+		if fromClient {
+			p.waitUnstalled()
+		}
 		n, err := src.Read(buf)
 		if n > 0 && !p.isDead() {
 			if _, werr := dst.Write(buf[:n]); werr != nil {

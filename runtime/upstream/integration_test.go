@@ -535,6 +535,29 @@ func TestLinkLoss_SilentLinkNoticedByKeepAlive(t *testing.T) {
 	waitFor(t, "the link to come back", c.Connected)
 }
 
+// While IoT Hub cannot be reached the back-off stays under UnreachableMax, however long the
+// outage, so the link returns within about that long of the network; ReconnectMax (long
+// here) is for refusals only.
+func TestLinkLoss_BackOffWhileUnreachableStaysShort(t *testing.T) {
+	s := world(t)
+	opts := options(t, s)
+	opts.ReconnectMin, opts.ReconnectMax, opts.UnreachableMax = 20*time.Millisecond, 10*time.Second, 200*time.Millisecond
+	c := start(t, opts, nil)
+	s.CutNetwork()
+	waitFor(t, "the link to drop", func() bool { return !c.Connected() })
+	// Enough failed attempts for the back-off to reach seconds had it been capped at
+	// ReconnectMax (the ninth wait: 2.5 to 5 s).
+	waitFor(t, "eight failed attempts", func() bool { return logged(opts, "connecting to IoT Hub failed") >= 8 })
+	s.RestoreNetwork()
+	began := time.Now()
+	waitFor(t, "the link to come back", c.Connected)
+	took := time.Since(began)
+	t.Logf("link back %s after the network", took)
+	if took > 2*time.Second {
+		t.Fatalf("link back %s after the network, want within about UnreachableMax (200 ms) plus a handshake", took)
+	}
+}
+
 func TestRefuseAuth_KeepsRetryingWithBackoffThenRecovers(t *testing.T) {
 	s := world(t)
 	opts := options(t, s)

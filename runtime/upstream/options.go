@@ -24,9 +24,14 @@ const (
 	// DefaultTokenTTL is the lifetime of the SAS tokens the client signs; it reconnects with
 	// a new one after RenewFraction of it.
 	DefaultTokenTTL = time.Hour
-	// DefaultReconnectMin and DefaultReconnectMax bound the reconnection back-off.
+	// DefaultReconnectMin and DefaultReconnectMax bound the reconnection back-off after IoT
+	// Hub refused the connection.
 	DefaultReconnectMin = time.Second
 	DefaultReconnectMax = 30 * time.Second
+	// DefaultUnreachableMax caps the back-off while IoT Hub cannot be reached or the link
+	// was lost: the link is back within about 3 s of the network (peers-and-targets.md:
+	// under 5 s from the network's return to the first delivered message).
+	DefaultUnreachableMax = 3 * time.Second
 	// DefaultRequestTimeout bounds the wait for an answer or a PUBACK.
 	DefaultRequestTimeout = 30 * time.Second
 	// RenewFraction is the share of the token lifetime after which the client renews it.
@@ -79,8 +84,17 @@ type Options struct {
 	// TokenTTL is the lifetime of each SAS token; default DefaultTokenTTL.
 	TokenTTL time.Duration
 	// ReconnectMin and ReconnectMax bound the capped exponential back-off with jitter between
-	// connection attempts; defaults DefaultReconnectMin and DefaultReconnectMax.
+	// connection attempts; defaults DefaultReconnectMin and DefaultReconnectMax. ReconnectMax
+	// is the cap after IoT Hub refused the connection (a CONNACK other than accepted: bad
+	// credentials, throttling; a refused subscription): it answered, and asks to be left
+	// alone for a while.
 	ReconnectMin, ReconnectMax time.Duration
+	// UnreachableMax caps the back-off while IoT Hub cannot be reached at all (the TCP, TLS
+	// or MQTT handshake fails or times out) and after the link was lost: an attempt then
+	// costs a few packets, and a short cap brings the link back within seconds of the
+	// network's return instead of up to ReconnectMax later. Default DefaultUnreachableMax;
+	// never above ReconnectMax.
+	UnreachableMax time.Duration
 	// RequestTimeout bounds every wait for an answer or a PUBACK; default
 	// DefaultRequestTimeout.
 	RequestTimeout time.Duration
@@ -113,6 +127,10 @@ func (o Options) withDefaults() Options {
 		o.ReconnectMax = DefaultReconnectMax
 	}
 	o.ReconnectMax = max(o.ReconnectMax, o.ReconnectMin)
+	if o.UnreachableMax <= 0 {
+		o.UnreachableMax = DefaultUnreachableMax
+	}
+	o.UnreachableMax = min(max(o.UnreachableMax, o.ReconnectMin), o.ReconnectMax)
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = DefaultRequestTimeout
 	}

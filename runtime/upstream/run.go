@@ -13,10 +13,12 @@ var errRenewal = errors.New("renewing SAS token")
 // Run owns the link until ctx ends: it connects, subscribes, re-attaches every attached
 // identity, renews the token before it expires (by reconnecting: MQTT 3.1.1 has no in-band
 // re-authentication), notices a lost link (keep-alive, closed socket, failed write) and
-// reconnects with capped exponential back-off and jitter. Refusals (CONNACK 0x05 while IoT
-// Hub refuses authentication, 0x03 while it throttles) are logged and retried like any other
-// failure: they may be transient, and giving up would strand every client of the hub. It
-// returns nil when ctx ends, after disconnecting; ErrRunning if Run is already running.
+// reconnects with capped exponential back-off and jitter: capped at UnreachableMax while IoT
+// Hub cannot be reached and after a lost link, at ReconnectMax after a refusal (CONNACK 0x05
+// while IoT Hub refuses authentication, 0x03 while it throttles). Refusals are logged and
+// retried like any other failure: they may be transient, and giving up would strand every
+// client of the hub. It returns nil when ctx ends, after disconnecting; ErrRunning if Run is
+// already running.
 func (c *Client) Run(ctx context.Context) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return ErrRunning
@@ -37,7 +39,7 @@ func (c *Client) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			wait := backoff(attempt, c.opts.ReconnectMin, c.opts.ReconnectMax, c.opts.Rand.Float64())
+			wait := backoff(attempt, c.opts.ReconnectMin, c.retryCap(err), c.opts.Rand.Float64())
 			attempt++
 			c.log.Info("connecting to IoT Hub failed", "attempt", attempt, "retry_in", wait, "err", err)
 			if !sleep(ctx, wait) {
@@ -61,7 +63,7 @@ func (c *Client) Run(ctx context.Context) error {
 			if time.Since(cn.started) >= stableAfter {
 				attempt = 0
 			}
-			wait := backoff(attempt, c.opts.ReconnectMin, c.opts.ReconnectMax, c.opts.Rand.Float64())
+			wait := backoff(attempt, c.opts.ReconnectMin, c.opts.UnreachableMax, c.opts.Rand.Float64())
 			attempt++
 			c.log.Warn("link to IoT Hub lost", "err", cn.err, "retry_in", wait)
 			if !sleep(ctx, wait) {
@@ -76,6 +78,17 @@ func (c *Client) Run(ctx context.Context) error {
 			attempt = 0
 		}
 	}
+}
+
+// retryCap is the back-off's cap after a failed connection attempt: ReconnectMax when IoT
+// Hub refused it (it answered: a CONNACK other than accepted, a refused subscription, a
+// token we could not sign), UnreachableMax when it could not be reached (no route, refused
+// or reset TCP, a TLS or MQTT handshake that failed or timed out).
+func (c *Client) retryCap(err error) time.Duration {
+	if errors.Is(err, ErrConnectRefused) || errors.Is(err, ErrProtocol) || errors.Is(err, errSign) {
+		return c.opts.ReconnectMax
+	}
+	return c.opts.UnreachableMax
 }
 
 // holdResult says why hold returned.

@@ -30,22 +30,14 @@ import (
 // for such an identity, and one stored message of a deleted leaf would otherwise take the
 // link down again after every reconnection.
 func (c *Client) Send(ctx context.Context, id sas.Identity, m iothub.Message) error {
-	topic, err := telemetryTopic(id, m)
-	if err != nil {
-		return fmt.Errorf("send for %q: %w: %w", id, ErrRejected, err)
+	s := c.SendAsync(ctx, id, m)
+	select {
+	case <-s.Done():
+		return s.Err()
+	case <-ctx.Done():
+		// The message may still go out: at least once, as after any timeout.
+		return fmt.Errorf("send for %q: %w", id, ctx.Err())
 	}
-	cn, err := c.acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("send for %q: %w", id, err)
-	}
-	defer cn.inflight.Done()
-	if err := c.checkStanding(ctx, cn, id); err != nil {
-		return fmt.Errorf("send for %q: %w", id, err)
-	}
-	if err := c.publish(ctx, cn, topic, m.Body); err != nil {
-		return fmt.Errorf("send for %q: %w", id, err)
-	}
-	return nil
 }
 
 // telemetryTopic checks a message for IoT Hub's rules and builds its topic.

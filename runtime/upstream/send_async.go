@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/outpost-edge/outpost/runtime/iothub"
 	"github.com/outpost-edge/outpost/runtime/sas"
@@ -41,21 +42,25 @@ func failed(err error) *Sending {
 	return s
 }
 
-// SendAsync is Send without the wait: it makes the same checks, publishes the message and
-// returns; the outcome, with exactly Send's errors, arrives later on the returned Sending.
-// It lets a caller keep many messages in flight on the one connection, so that a backlog
-// drains at the link's throughput rather than at one round trip per message.
+// SendAsync is Send without the wait: it makes the same checks, submits the message to the
+// connection's writer and returns; the outcome, with exactly Send's errors, arrives later on
+// the returned Sending. It lets a caller keep many messages in flight on the one connection,
+// so that a backlog drains at the link's throughput rather than at one round trip per
+// message.
 //
-// Order: SendAsync returns after the message was queued for writing, and the connection
-// writes in queue order, so messages passed in successive calls from one goroutine reach IoT
-// Hub in that order (MQTT keeps the order of QoS 1 messages on a connection). A failure is
-// reported on the message it concerns; when the link drops, every message in flight fails with
-// ErrOffline, including some IoT Hub may already have (at least once: the caller sends them
-// again, in order).
+// Order: the connection's writer publishes messages in submission order, so messages passed
+// in successive calls from one goroutine reach IoT Hub in that order (MQTT keeps the order of
+// QoS 1 messages on a connection); outcomes are decided in that order too. A failure is
+// reported on the message it concerns; when the link drops, every message in flight fails at
+// once with ErrOffline, including some IoT Hub may already have (at least once: the caller
+// sends them again, in order), and nothing submitted after a message that failed that way is
+// published.
 //
-// SendAsync itself may wait, like Send, for the identity check of an identity's first message
-// on a connection (one request), or for a token renewal to finish; ctx bounds that wait and
-// the wait for the PUBACK.
+// SendAsync never waits for the network: not for paho (the writer does, writer.go), not for
+// a PUBACK. It may wait, like Send, for the identity check of an identity's first message on
+// a connection (one request, cut short by the link's loss), for a token renewal to finish, or
+// for a slot while 4096 messages are in flight; ctx bounds those waits and the wait for the
+// PUBACK.
 func (c *Client) SendAsync(ctx context.Context, id sas.Identity, m iothub.Message) *Sending {
 	topic, err := telemetryTopic(id, m)
 	if err != nil {
@@ -69,17 +74,10 @@ func (c *Client) SendAsync(ctx context.Context, id sas.Identity, m iothub.Messag
 		cn.inflight.Done()
 		return failed(fmt.Errorf("send for %q: %w", id, err))
 	}
-	tok := cn.pc.Publish(topic, 1, false, m.Body)
-	s := &Sending{done: make(chan struct{})}
-	// One goroutine per message in flight (a few KB each, gone at its PUBACK): it keeps the
-	// connection counted in use, so a token renewal lets the window drain first.
-	go func() {
-		defer cn.inflight.Done()
-		if err := c.awaitPuback(ctx, cn, tok); err != nil {
-			s.finish(fmt.Errorf("send for %q: %w", id, err))
-			return
-		}
-		s.finish(nil)
-	}()
-	return s
+	o := &outgoing{topic: topic, body: m.Body, id: id, ctx: ctx, queued: time.Now(), send: &Sending{done: make(chan struct{})}}
+	if err := cn.submit(o); err != nil {
+		cn.inflight.Done()
+		return failed(fmt.Errorf("send for %q: %w", id, err))
+	}
+	return o.send
 }

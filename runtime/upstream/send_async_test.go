@@ -123,3 +123,52 @@ func TestSendAsync_LinkLossFailsWhatIsInFlightWithErrOffline(t *testing.T) {
 		t.Fatalf("SendAsync while offline: %v, want ErrOffline", err)
 	}
 }
+
+// A link whose writes block (the route congested or dying, paho's writer stuck) must not
+// hold the caller: SendAsync only queues, and once the link is given up every message in
+// flight fails at once. Before the connection had its own writer, SendAsync waited inside
+// paho's Publish for the whole WriteTimeout (the keep-alive) on every call, and the hub's
+// $upstream pump with it.
+func TestSendAsync_ReturnsAtOnceWhileTheLinkCannotWrite(t *testing.T) {
+	s := world(t)
+	p := newProxy(t, s.MQTTAddress())
+	opts := options(t, s) // KeepAlive 1 s, so paho's WriteTimeout is 1 s
+	opts.Port = p.port()
+	c := start(t, opts, nil)
+	ctx := ctxFor(t)
+	if err := waitSending(t, c.SendAsync(ctx, leaf1, iothub.Message{Body: []byte("first")})); err != nil {
+		t.Fatal(err)
+	}
+	p.stall(true)
+	t.Cleanup(func() { p.stall(false) })
+	body := make([]byte, 64<<10)
+	const n = 400 // 25 MB, far more than the sockets on the way buffer
+	var inflight []*upstream.Sending
+	var slowest time.Duration
+	for range n {
+		began := time.Now()
+		inflight = append(inflight, c.SendAsync(ctx, leaf1, iothub.Message{Body: body}))
+		slowest = max(slowest, time.Since(began))
+	}
+	t.Logf("slowest SendAsync call while the link could not write: %s", slowest)
+	if slowest > 300*time.Millisecond {
+		t.Errorf("a SendAsync call took %s while the link could not write; want it to return at once", slowest)
+	}
+	offline := 0
+	for i, sg := range inflight {
+		switch err := waitSending(t, sg); {
+		case errors.Is(err, upstream.ErrOffline):
+			offline++
+		case err != nil:
+			t.Fatalf("message %d: %v, want nil or ErrOffline", i, err)
+		}
+	}
+	if offline == 0 {
+		t.Fatal("every message was acknowledged: the stall did not hold, the test proves nothing")
+	}
+	t.Logf("%d of %d messages failed with ErrOffline", offline, n)
+	p.stall(false)
+	waitFor(t, "the link to come back", func() bool {
+		return waitSending(t, c.SendAsync(ctx, leaf1, iothub.Message{Body: []byte("back")})) == nil
+	})
+}

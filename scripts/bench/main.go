@@ -14,6 +14,26 @@
 //	store       runtime/store's Append benchmarks (go test -bench), quoted
 //	profile     CPU and block profile of the hub under the durable load (scripts/bench/profhub),
 //	            when the durable target is missed
+//	agent-deploy   deployment applied -> module running, process and Docker runtimes,
+//	               beside a bare fork/exec and a bare docker run (agent_deploy.go)
+//	agent-restart  crash (kill -9) -> module running again, both runtimes, beside an
+//	               immediate re-exec and Docker's own restart policy (agent_restart.go)
+//	agent-memory   the agent's RSS idle, during reconciles, and agent + hub with 100
+//	               clients at 1,000 msg/s (agent_memory.go)
+//	upstream            upstream throughput, modules -> hub -> fake IoT Hub over the one link,
+//	                    beside the same clients straight to the fake hub (upstream_throughput.go)
+//	upstream-drain      drain of a backlog built with the network cut, live traffic flowing
+//	                    (upstream_drain.go)
+//	upstream-reconnect  network restored -> first message delivered (upstream_reconnect.go)
+//	upstream-cap        store.db against the byte cap when it is reached (upstream_cap.go)
+//
+// The upstream scenarios build cmd/fakehub from this tree into the work directory and run
+// it as the cloud end (upstream_cloud.go, upstream_rig.go).
+//
+// The agent scenarios run make build's binaries from -bin (bin/edgeagent, edgehub,
+// fakehub, tempsensor, filter) and, for their Docker halves, scripts/images.sh's images
+// on the local engine (skipped, with a line in the report, when no engine answers); run
+// them under the Docker lock (flock /tmp/outpost-docker.lock).
 //
 // More areas (the upstream link, the agent) are added as scenarios.
 //
@@ -77,6 +97,7 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	hubArgs := fs.String("hub-args", "", "extra arguments for the hub binary, space-separated (experiments: -hub .outpost/bin/profhub -hub-args '--store-nosync')")
 	fs.StringVar(&o.ProfHub, "profhub", ".outpost/bin/profhub", "the profiling build of the hub (go build ./scripts/bench/profhub); built when missing")
 	fs.StringVar(&o.Mosquitto, "mosquitto", "", "the mosquitto binary (default: from PATH, else /usr/sbin/mosquitto)")
+	fs.StringVar(&o.BinDir, "bin", "bin", "directory of make build's binaries, for the agent scenarios")
 	fs.StringVar(&o.Go, "go", envOr(getenv, "GO", "go"), "the go command (GO)")
 	fs.StringVar(&o.Workdir, "workdir", ".outpost/bench", "scratch directory for the brokers' data (emptied first)")
 	fs.DurationVar(&o.QuietWait, "quiet-wait", 5*time.Second, "before each run, wait up to this long for the machine to be quiet (other processes' CPU below 30% of one core for 1s); 0: do not wait")
@@ -132,6 +153,13 @@ func scenarios(kinds []brokerKind) []scenario {
 		memoryScenario(kinds),
 		storeScenario(),
 		profileScenario(), // after throughput: it reads its verdict
+		agentDeployScenario(),
+		agentRestartScenario(),
+		agentMemoryScenario(),
+		upstreamThroughputScenario(),
+		upstreamDrainScenario(),
+		upstreamReconnectScenario(),
+		upstreamCapScenario(),
 	}
 }
 
@@ -154,10 +182,15 @@ func run(ctx context.Context, args []string) error {
 	if err := o.resolveBinaries(); err != nil {
 		return err
 	}
-	for _, p := range []*string{&o.Workdir, &o.Hub, &o.ProfHub} {
+	for _, p := range []*string{&o.Workdir, &o.Hub, &o.ProfHub, &o.BinDir} {
 		if *p, err = filepath.Abs(*p); err != nil {
 			return err
 		}
+	}
+	// Modules of the process runtime outlive their agent: kill what an interrupted run
+	// left before its state files go.
+	if err := sweepAgentModules(o.Workdir); err != nil {
+		o.Log.Warn("sweeping the modules of an earlier run", "err", err)
 	}
 	if err := os.RemoveAll(o.Workdir); err != nil {
 		return err

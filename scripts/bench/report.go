@@ -49,7 +49,11 @@ func (r *report) write(w io.Writer) error {
 		b.WriteString("## Targets\n\nFrom docs/peers-and-targets.md (\"Targets\"), medians of this run.\n\n")
 		t := table{Header: []string{"area", "target", "measured", "verdict"}}
 		for _, c := range checks {
-			t.Rows = append(t.Rows, []string{c.Area, c.Target, c.Measured, verdict(c.Met)})
+			v := verdict(c.Met)
+			if c.NotMeasured {
+				v = "not measured"
+			}
+			t.Rows = append(t.Rows, []string{c.Area, c.Target, c.Measured, v})
 		}
 		writeTable(&b, t)
 	}
@@ -108,7 +112,8 @@ builds ` + "`bin/edgehub`" + `, and runs the harness ` + "`go run ./scripts/benc
 ` + "`docs/benchmarks.png`" + `. Knobs: ` + "`BENCH_RUNS`" + ` (runs per case, default 5), ` + "`BENCH_QUICK=1`" + ` (short runs,
 one run per case unless BENCH_RUNS says otherwise), ` + "`BENCH_PROFILE=auto|always|never`" + ` (profile the hub when the
 durable target is missed; default auto), ` + "`BENCH_SCENARIOS`" + ` (a comma-separated subset of throughput, latency,
-memory, store, profile).
+memory, store, profile, agent-deploy, agent-restart, agent-memory, upstream, upstream-drain, upstream-reconnect,
+upstream-cap).
 
 - The harness starts the real binaries: ` + "`bin/edgehub`" + ` (with a fresh data directory, its store fsyncing
   every commit, routes and identities from ` + "`--config`" + `) and ` + "`mosquitto -c`" + ` (persistence false, anonymous,
@@ -123,6 +128,15 @@ memory, store, profile).
   section and left out of the medians.
 - Numbers are for this 2-core machine with the harness's clients competing for the same cores: compare the
   hub with the reference in the same run rather than across machines.
+- The agent scenarios run the binaries of ` + "`make build`" + ` (` + "`-bin`" + `, default ` + "`bin/`" + `: edgeagent, edgehub, fakehub,
+  tempsensor, filter) as a whole device (fake hub, agent, edge hub, modules), and for their Docker halves the images of
+  ` + "`scripts/images.sh`" + ` on the local Docker Engine, served from a registry in the harness on 127.0.0.1; without an
+  engine the Docker halves are skipped with a line saying so. Run them under the Docker lock
+  (` + "`flock /tmp/outpost-docker.lock`" + `): an agent manages every Outpost container on the engine.
+- The upstream scenarios build the fake IoT Hub (` + "`cmd/fakehub`" + `) from the tree into the work directory and run
+  it as the cloud end, with the edge device registered; the hub under test connects to it over its one upstream
+  link (MQTT over TLS, docs/upstream.md). Arrivals are counted and timed by the fake hub (its captured events,
+  read over its HTTP API), its network cut and restore are its own controls.
 `)
 }
 

@@ -18,6 +18,7 @@ type settings struct {
 	HubArgs   []string // extra arguments for the hub binary (experiments)
 	ProfHub   string   // the profiling build of the hub (scripts/bench/profhub); built when missing
 	Mosquitto string   // the mosquitto binary
+	BinDir    string   // the agent scenarios' binaries (make build's bin/); the agent's --image-dir too
 	Go        string   // the go command
 	Profile   string   // "auto" (when the durable target is missed), "always" or "never"
 	// QuietWait bounds how long each run waits for the machine to be quiet (see waitQuiet);
@@ -73,6 +74,9 @@ type check struct {
 	Target   string
 	Measured string
 	Met      bool
+	// NotMeasured: the target could not be measured in this run (no Docker Engine);
+	// Measured says why and the verdict is neither met nor missed.
+	NotMeasured bool
 }
 
 // sideBySide runs measure against a fresh instance of every kind, s.Runs times, the
