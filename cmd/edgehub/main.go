@@ -68,7 +68,12 @@
 //
 // --pprof-addr (default empty: off) serves Go's profiling endpoints over HTTP at
 // /debug/pprof/ (go tool pprof http://ADDR/debug/pprof/profile), without authentication:
-// keep it on loopback.
+// keep it on loopback. Heap profiling is on only then (or when GODEBUG sets
+// memprofilerate): the profiler's records cost RSS.
+//
+// The Go garbage collector runs with GOGC 50 unless the GOGC environment variable says
+// otherwise (cli.TuneMemory): the hub's live heap is small, and Go's default of 100 lets
+// the heap reach twice that, or at least 4 MB, between collections.
 //
 // Every flag can also be set with an environment variable, EDGEHUB_ followed by the flag
 // name in upper case with '-' as '_' (EDGEHUB_DATA_DIR, ...), or in the TOML file
@@ -217,6 +222,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		return exitOK
 	}
+	cli.TuneMemory(getenv, c.pprofAddr != "") // GC target and heap profiling (cli/memory.go)
 	logger, err := cli.NewLogger(c.logFormat, c.logLevel, stderr)
 	if err != nil { // validated by parseConfig
 		fmt.Fprintf(stderr, "edgehub: %v\n", err)
