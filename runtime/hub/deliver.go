@@ -3,7 +3,9 @@ package hub
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -13,7 +15,8 @@ import (
 	"github.com/outpost-edge/outpost/runtime/sas"
 )
 
-// deliverer writes hub-originated messages to one client and waits for its PUBACK.
+// deliverer writes hub-originated messages to one client and matches the client's PUBACKs
+// to them.
 //
 // # Why not mochi's Server.Publish
 //
@@ -27,16 +30,20 @@ import (
 //
 //  1. find the client's live connection (Server.Clients) and the QoS of its best
 //     subscription matching the topic (iothub.ParseFilter + Subscription.Matches);
-//     neither means ErrNotConnected;
-//  2. take a packet id with Client.NextPacketID and register a waiter for (connection,
-//     packet id);
-//  3. write the PUBLISH with Client.WritePacket, synchronously (mochi's write lock keeps
-//     it whole among the connection's other writes);
-//  4. wait for the PUBACK: mochi hands every packet read from a client to OnPacketRead
+//     neither means ErrNotConnected (route);
+//  2. take a packet id with Client.NextPacketID and register the ackInbox that expects
+//     (connection, packet id) (expect);
+//  3. write the PUBLISH: deliver and notify with Client.WritePacket, synchronously
+//     (mochi's write lock keeps it whole among the connection's other writes); a module
+//     input's pump writes several encoded PUBLISHes at once under the same lock
+//     (deliver_write.go);
+//  4. take the PUBACK: mochi hands every packet read from a client to OnPacketRead
 //     (deliveryHook) before processing it, and a PUBACK read from a client can only
-//     acknowledge a server-to-client PUBLISH. (OnQosComplete is not usable: mochi also
-//     calls it for the PUBACK the server itself sends for a client's QoS 1 publish, whose
-//     packet id lives in the other direction's id space and may collide.)
+//     acknowledge a server-to-client PUBLISH; acked puts it in the inbox that expects it.
+//     (OnQosComplete is not usable: mochi also calls it for the PUBACK the server itself
+//     sends for a client's QoS 1 publish, whose packet id lives in the other direction's
+//     id space and may collide.) When the connection closes first, closed tells every
+//     inbox that still expects a PUBACK on it.
 //
 // The PUBLISH is not recorded in mochi's inflight table: the store is the record, and the
 // pump resends in order. So mochi neither resends it on a session takeover nor expires it,
@@ -47,8 +54,10 @@ import (
 type deliverer struct {
 	mochi *mqtt.Server
 
-	mu      sync.Mutex
-	waiters map[ackKey]chan error
+	mu       sync.Mutex
+	expected map[ackKey]*ackInbox // deliveries waiting for their PUBACK
+
+	batches atomic.Int64 // writes of encoded PUBLISHes (writeRaw), for BenchmarkDrainInput
 }
 
 type ackKey struct {
@@ -57,12 +66,94 @@ type ackKey struct {
 }
 
 func newDeliverer(m *mqtt.Server) *deliverer {
-	return &deliverer{mochi: m, waiters: map[ackKey]chan error{}}
+	return &deliverer{mochi: m, expected: map[ackKey]*ackInbox{}}
+}
+
+// ackInbox collects the PUBACKs of the deliveries registered with it (expect), and the
+// connections that closed while some of them were still unacknowledged. The hook puts
+// them in from clients' read goroutines; the owner (one delivery, or one pump for all its
+// deliveries in flight) takes them from one goroutine after ready fires. One inbox and one
+// channel serve a whole window of deliveries.
+type ackInbox struct {
+	ready chan struct{} // capacity 1: something arrived since the last take
+
+	mu    sync.Mutex
+	acked []ackKey       // in arrival order
+	lost  []*mqtt.Client // connections closed with deliveries of this inbox unacknowledged
+}
+
+func newAckInbox() *ackInbox { return &ackInbox{ready: make(chan struct{}, 1)} }
+
+func (in *ackInbox) putAck(k ackKey) {
+	in.mu.Lock()
+	in.acked = append(in.acked, k)
+	in.mu.Unlock()
+	in.signal()
+}
+
+func (in *ackInbox) putLost(cl *mqtt.Client) {
+	in.mu.Lock()
+	if !slices.Contains(in.lost, cl) {
+		in.lost = append(in.lost, cl)
+	}
+	in.mu.Unlock()
+	in.signal()
+}
+
+func (in *ackInbox) signal() {
+	select {
+	case in.ready <- struct{}{}:
+	default:
+	}
+}
+
+// take returns what arrived since the last take, reusing buf (the previous take's first
+// result, when the caller is done with it) for the next one.
+func (in *ackInbox) take(buf []ackKey) (acked []ackKey, lost []*mqtt.Client) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	acked, in.acked = in.acked, buf[:0]
+	lost, in.lost = in.lost, nil
+	return acked, lost
+}
+
+// expect registers in as the receiver of the PUBACK for k. Register before writing the
+// PUBLISH: the PUBACK may come back before the write returns.
+func (d *deliverer) expect(k ackKey, in *ackInbox) {
+	d.mu.Lock()
+	d.expected[k] = in
+	d.mu.Unlock()
+}
+
+// forget unregisters deliveries that are given up (timed out, abandoned). A PUBACK for
+// one of them that is already in its inbox stays there: forget then a take by the owner
+// sees it, since acked puts into the inbox under d.mu.
+func (d *deliverer) forget(keys ...ackKey) {
+	d.mu.Lock()
+	for _, k := range keys {
+		delete(d.expected, k)
+	}
+	d.mu.Unlock()
+}
+
+// route returns clientID's live connection and the QoS it gets topic at, or
+// ErrNotConnected when it is not connected or not subscribed to topic.
+func (d *deliverer) route(clientID string, topic iothub.Topic) (*mqtt.Client, byte, error) {
+	cl, ok := d.mochi.Clients.Get(clientID)
+	if !ok || cl.Closed() || cl.Net.Inline {
+		return nil, 0, fmt.Errorf("%w: %q is not connected", ErrNotConnected, clientID)
+	}
+	qos, ok := subscribedQoS(cl, topic)
+	if !ok {
+		return nil, 0, fmt.Errorf("%w: %q is not subscribed to %s", ErrNotConnected, clientID, topic.Kind)
+	}
+	return cl, qos, nil
 }
 
 // deliver sends topic/payload to clientID and returns when it is acknowledged (nil),
 // when the client is not there to take it (ErrNotConnected), or when it is not
-// acknowledged within timeout or the connection closes first (ErrNoAck).
+// acknowledged within timeout or the connection closes first (ErrNoAck). It is stop and
+// wait, for the C2D pump; module inputs go through the window of pump_window.go.
 func (d *deliverer) deliver(ctx context.Context, clientID string, topic iothub.Topic, payload []byte, timeout time.Duration) error {
 	return d.send(ctx, clientID, topic, payload, timeout, 1)
 }
@@ -79,13 +170,9 @@ func (d *deliverer) notify(ctx context.Context, clientID string, topic iothub.To
 
 // send delivers at the QoS the client subscribed with, capped at maxQoS.
 func (d *deliverer) send(ctx context.Context, clientID string, topic iothub.Topic, payload []byte, timeout time.Duration, maxQoS byte) error {
-	cl, ok := d.mochi.Clients.Get(clientID)
-	if !ok || cl.Closed() || cl.Net.Inline {
-		return fmt.Errorf("%w: %q is not connected", ErrNotConnected, clientID)
-	}
-	qos, ok := subscribedQoS(cl, topic)
-	if !ok {
-		return fmt.Errorf("%w: %q is not subscribed to %s", ErrNotConnected, clientID, topic.Kind)
+	cl, qos, err := d.route(clientID, topic)
+	if err != nil {
+		return err
 	}
 	qos = min(qos, maxQoS)
 	pk := packets.Packet{
@@ -93,7 +180,7 @@ func (d *deliverer) send(ctx context.Context, clientID string, topic iothub.Topi
 		TopicName:   topic.String(),
 		Payload:     payload,
 	}
-	var done chan error
+	var in *ackInbox
 	if qos > 0 {
 		id, err := cl.NextPacketID()
 		if err != nil {
@@ -101,32 +188,29 @@ func (d *deliverer) send(ctx context.Context, clientID string, topic iothub.Topi
 		}
 		pk.PacketID = uint16(id)
 		key := ackKey{cl, pk.PacketID}
-		done = make(chan error, 1)
-		d.mu.Lock()
-		d.waiters[key] = done
-		d.mu.Unlock()
-		defer func() {
-			d.mu.Lock()
-			delete(d.waiters, key)
-			d.mu.Unlock()
-		}()
+		in = newAckInbox()
+		d.expect(key, in)
+		defer d.forget(key)
 	}
 	// WritePacket has no deadline of its own beyond the connection's keep-alive one; a
-	// client that stops reading is cut off after timeout rather than holding the pump.
+	// client that stops reading is cut off after timeout rather than holding the caller.
 	stuck := time.AfterFunc(timeout, func() { cl.Stop(fmt.Errorf("%w: write to %q blocked for %v", ErrNoAck, clientID, timeout)) })
-	err := cl.WritePacket(pk)
+	err = cl.WritePacket(pk)
 	stuck.Stop()
 	if err != nil {
 		return fmt.Errorf("%w: write to %q: %w", ErrNoAck, clientID, err)
 	}
-	if done == nil {
+	if in == nil {
 		return nil
 	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
-	case err := <-done:
-		return err
+	case <-in.ready:
+		if acked, _ := in.take(nil); len(acked) > 0 {
+			return nil
+		}
+		return fmt.Errorf("%w: %q disconnected before acknowledging", ErrNoAck, clientID)
 	case <-t.C:
 		return fmt.Errorf("%w: no PUBACK from %q within %v", ErrNoAck, clientID, timeout)
 	case <-ctx.Done():
@@ -134,25 +218,26 @@ func (d *deliverer) send(ctx context.Context, clientID string, topic iothub.Topi
 	}
 }
 
-// acked completes the delivery waiting for (cl, id), if any.
+// acked hands the PUBACK for (cl, id) to the inbox expecting it, if any. The put happens
+// under d.mu so that forget followed by a take never misses it (see forget).
 func (d *deliverer) acked(cl *mqtt.Client, id uint16) {
+	k := ackKey{cl, id}
 	d.mu.Lock()
-	done, ok := d.waiters[ackKey{cl, id}]
-	delete(d.waiters, ackKey{cl, id})
-	d.mu.Unlock()
-	if ok {
-		done <- nil
+	defer d.mu.Unlock()
+	if in, ok := d.expected[k]; ok {
+		delete(d.expected, k)
+		in.putAck(k)
 	}
 }
 
-// closed fails every delivery waiting on cl: its PUBACK can no longer arrive.
+// closed tells every inbox that expects a PUBACK on cl that it can no longer arrive.
 func (d *deliverer) closed(cl *mqtt.Client) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for k, done := range d.waiters {
+	for k, in := range d.expected {
 		if k.cl == cl {
-			delete(d.waiters, k)
-			done <- fmt.Errorf("%w: %q disconnected before acknowledging", ErrNoAck, cl.ID)
+			delete(d.expected, k)
+			in.putLost(cl)
 		}
 	}
 }

@@ -61,10 +61,14 @@
 // $.cmid overwritten with the authenticated sender, $.mid added when absent, enqueued
 // time), routed (source /messages/ for a device, /messages/modules/{m}[/outputs/{o}]/
 // for a module), and appended to the store once, with every matched endpoint queue as a
-// target. The PUBACK is written only after that append has committed: mochi calls the
-// OnPublish hook synchronously in the client's read goroutine, before it writes the
-// PUBACK, so the hook just waits (see ingestHook for the details and the cost). A
-// message no route matches is acknowledged and dropped, as edgeHub does.
+// target. The PUBACK is written only after that append has committed, and in receive
+// order: OnPublish hands the append to the store without waiting and returns
+// ErrRejectPacket (so mochi writes no PUBACK of its own); the connection's acknowledger
+// (ingest_acks.go) writes the PUBACK once this and every earlier publish of the client are
+// committed, so a client's pipelined publishes (up to Options.IngestWindow) share group
+// commits. After a failed append the client gets no further PUBACK and its connection is
+// closed. A message no route matches is acknowledged (in order) and dropped, as edgeHub
+// does.
 //
 // # Refusals
 //
@@ -88,21 +92,27 @@
 // it retries; the log line and the counters name the cause. A refused subscription gets
 // the SUBACK failure code 0x80 and the connection stays open.
 //
-// # Delivery (deliver.go, pump.go)
+// # Delivery (deliver.go, pump.go, pump_window.go)
 //
 // One pump per endpoint (/modules/{m}/inputs/{i}, $upstream) reads its store queue in the
-// store's order (priorities as the store schedules them, then append order) and sends one
-// message at a time; the $upstream pump serves one queue per sender (below). A module input goes out as devices/{edge}/modules/{m}/inputs/{i}/{bag} at
-// QoS 1 (the bag carrying %24.cdid and %24.cmid) and is acknowledged in the store only
-// after the module's PUBACK. While the module is not connected or not subscribed, the pump
-// waits (woken when it connects or subscribes, and by a capped back-off tick); an
-// unacknowledged delivery is retried with back-off, and after Options.MaxDeliveryAttempts
-// the message is dead-lettered (counted) so that the queue does not stay blocked. The
-// $upstream pump calls Deps.Upstream.Send; a failure leaves the message stored and retried
-// with back-off (1 s doubling to 60 s, with jitter), an ErrRejected dead-letters it. The
-// pump runs the loop of pump_upstream.go with a window of one message for such an Upstream.
-// Delivery is at least once: a crash between a PUBACK and the store's ack commit delivers
-// the message again.
+// store's order (priorities as the store schedules them, then append order); the $upstream
+// pump serves one queue per sender (below). A module input goes out as
+// devices/{edge}/modules/{m}/inputs/{i}/{bag} at QoS 1 (the bag carrying %24.cdid and
+// %24.cmid), with up to Options.InputWindow PUBLISHes awaiting their PUBACK (counted from
+// the oldest unacknowledged one), written several at a time; the store is acknowledged
+// up to the last message of the acknowledged prefix only, so a PUBACK that overtakes an
+// older one acknowledges nothing yet. While the module is not connected or not
+// subscribed, the pump waits (woken when it connects or subscribes, and by a capped
+// back-off tick). When the oldest delivery is not acknowledged (no PUBACK within
+// Options.AckTimeout, or the connection closed), the rest of the window is given up and,
+// after a back-off, everything from that message on is sent again in order, with DUP,
+// one message at a time until a PUBACK comes back; after Options.MaxDeliveryAttempts
+// failures of the same message it is dead-lettered (counted) so that the queue does not
+// stay blocked. The $upstream pump calls Deps.Upstream.Send; a failure leaves the message
+// stored and retried with back-off (1 s doubling to 60 s, with jitter), an ErrRejected
+// dead-letters it. The pump runs the loop of pump_upstream.go with a window of one message
+// for such an Upstream. Delivery is at least once: a crash between a PUBACK and the
+// store's ack commit delivers the message again.
 //
 // # The upstream link (pump_upstream.go, auth_upstream.go, presence.go)
 //
@@ -172,7 +182,8 @@
 // # Lock order
 //
 // registry.mu, deliverer.mu, pumpSet.mu, presence.mu and Server.ctxMu are leaves: none is
-// held while taking another or while calling into mochi or the store. So are the relay's twinSync.mu,
+// held while taking another (except deliverer.mu around putting a PUBACK into an
+// ackInbox, whose mu is a leaf) or while calling into mochi or the store. So are the relay's twinSync.mu,
 // twinSync.flushMu, methodCalls.mu, c2dPumps.mu, configSync.mu and hubReport.mu; a
 // twinSync flush lock (one identity's flushes) is held across cloud and cache calls.
 //

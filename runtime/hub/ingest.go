@@ -1,10 +1,10 @@
 package hub
 
 import (
-	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -22,59 +22,116 @@ import (
 //
 // Mochi handles a PUBLISH in the client's own read goroutine (attachClient -> Client.Read
 // -> receivePacket -> processPacket -> processPublish), and processPublish calls the
-// OnPublish hooks synchronously, before it builds and writes the PUBACK. So OnPublish
-// simply blocks until store.Append has committed the message to every matched queue, and
-// only then returns, with packets.CodeSuccessIgnore: mochi then writes the PUBACK and
-// skips its own fan-out and retained-message handling (pk.Ignore). To refuse, OnPublish
-// closes the connection (Client.Stop) and returns packets.ErrRejectPacket, on which mochi
-// returns before writing any PUBACK. (Any other error would be worse than useless: for
+// OnPublish hooks synchronously, before it builds and writes the PUBACK. OnPublish
+// validates, stamps and routes the message, hands the append to the store without
+// waiting (AsyncAppender) and returns packets.ErrRejectPacket: mochi then writes no
+// PUBACK and does nothing else with the packet (no fan-out, no retained message). The
+// connection's pubacks (ingest_acks.go) writes the PUBACK itself once the store reports
+// the commit, in receive order as MQTT requires: a publish is acknowledged only when it
+// and every earlier publish of the connection are settled, so one client's pipelined
+// publishes share group commits instead of waiting for one commit each, and nothing is
+// acknowledged before it is durable, whatever order the commits report in.
+//
+// Options.IngestWindow bounds a client's publishes awaiting their PUBACK: at the limit
+// OnPublish waits, the client's next packet is not read, and TCP flow control pushes back
+// on a client that publishes faster than the store commits. Each append is bounded by
+// Options.StoreTimeout, and by the hub's shutdown (Run's ctx).
+//
+// Refusals. A publish the read goroutine refuses (malformed, too large) closes the
+// connection (Client.Stop) and returns ErrRejectPacket. An append that fails (store full
+// under reject-new, disk error, StoreTimeout, shutdown) is refused by pubacks: it is
+// counted and logged, the connection is closed, and neither it nor any later publish of
+// the connection is acknowledged, even one whose append succeeded (it is stored, and the
+// client's retry after reconnecting stores it again: a duplicate, never a loss). (Any
+// error other than ErrRejectPacket and CodeSuccessIgnore would be worse than useless: for
 // MQTT 3.1.1 mochi ignores it and acknowledges anyway.)
 //
-// Blocking there is safe with concurrent clients: each connection has its own read
-// goroutine, so only the publishing client waits, and only for its own next packet; its
-// writes (deliveries to it, PUBACKs already due) go on, since mochi writes from other
-// goroutines under the connection's write lock. TCP flow control pushes back on a client
-// that publishes faster than the store commits. The wait is bounded by
-// Options.StoreTimeout, and by the hub's shutdown; the store group-commits appends from
-// all clients, so concurrent publishers share fsyncs.
-//
-// The cost: a client's publishes are committed one after another, so one client's
-// throughput is bounded by the commit latency (about a millisecond), however many
-// publishes it pipelines; many clients together are not. Acknowledging asynchronously
-// (reject in OnPublish, write the PUBACK ourselves after the commit, in receive order as
-// MQTT requires) would lift that; it is left for when the benchmarks ask for it.
+// What keeps the old synchronous order: a publish that needs no commit (no route matched)
+// is acknowledged behind the pending ones; a twin request or method response first waits
+// until every earlier publish of the client is settled and acknowledged (drain), then is
+// handled as before and acknowledged by mochi (CodeSuccessIgnore), so a request sees
+// everything its client sent before it stored; a QoS 0 message waits for its own commit,
+// as before (no PUBACK either way); a DISCONNECT waits for the pending PUBACKs, so a
+// client that disconnects cleanly gets them; OnDisconnect waits until every pending append
+// is settled, so the hub's shutdown (mochi waits for it) leaves none behind. A Store that
+// is not an AsyncAppender gets the old behaviour: each append is waited for in OnPublish.
 type ingestHook struct {
 	mqtt.HookBase
 	s *Server
+	// clients maps a connection (*mqtt.Client) to its *pubacks, from its first publish to
+	// OnDisconnect.
+	clients sync.Map
 }
 
 func (h *ingestHook) ID() string { return "outpost-ingest" }
 
-func (h *ingestHook) Provides(b byte) bool { return b == mqtt.OnPublish }
+func (h *ingestHook) Provides(b byte) bool {
+	return b == mqtt.OnPublish || b == mqtt.OnPacketRead || b == mqtt.OnDisconnect
+}
 
 func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil
 	}
-	if err := h.s.ingest(cl, pk); err != nil {
+	q := h.pubacks(cl)
+	ackNow, err := h.s.ingest(cl, pk, q)
+	if err != nil {
+		q.fail()
 		cl.Stop(err)
 		return pk, packets.ErrRejectPacket
 	}
-	return pk, packets.CodeSuccessIgnore
+	if ackNow {
+		return pk, packets.CodeSuccessIgnore // mochi writes the PUBACK, in order (q was idle)
+	}
+	return pk, packets.ErrRejectPacket // q writes the PUBACK after the commit
 }
 
-// ingest handles one PUBLISH that passed the ACL: telemetry is stamped, routed and stored;
-// twin requests and method responses go to handleRequest (twin_requests.go). A non-nil error
-// refuses the publish (the caller closes the connection); it has been logged and counted.
-func (s *Server) ingest(cl *mqtt.Client, pk packets.Packet) error {
+// OnPacketRead lets the PUBACKs a client awaits go out before its DISCONNECT closes the
+// connection.
+func (h *ingestHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Disconnect {
+		if v, ok := h.clients.Load(cl); ok {
+			_ = v.(*pubacks).drain() // a refusal is closing the connection anyway
+		}
+	}
+	return pk, nil
+}
+
+// OnDisconnect waits until the connection's pending appends are settled.
+func (h *ingestHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	if v, ok := h.clients.LoadAndDelete(cl); ok {
+		v.(*pubacks).close()
+	}
+}
+
+// pubacks returns the connection's queue of pending PUBACKs, creating it on the first
+// publish (only cl's read goroutine calls this, so there is no race to create it).
+func (h *ingestHook) pubacks(cl *mqtt.Client) *pubacks {
+	if v, ok := h.clients.Load(cl); ok {
+		return v.(*pubacks)
+	}
+	q := newPubacks(h.s, cl)
+	h.clients.Store(cl, q)
+	return q
+}
+
+// ingest handles one PUBLISH that passed the ACL: telemetry is stamped, routed and handed
+// to the store through q; twin requests and method responses go to handleRequest
+// (twin_requests.go) once q is drained. It reports whether mochi should write the PUBACK
+// now (nothing is pending); otherwise q writes it. A non-nil error refuses the publish
+// (the caller closes the connection); it has been logged and counted.
+func (s *Server) ingest(cl *mqtt.Client, pk packets.Packet, q *pubacks) (ackNow bool, err error) {
 	t, err := iothub.ParseTopic(pk.TopicName)
 	if err != nil {
 		s.stats.malformed.Add(1)
 		s.log.Warn("malformed publish refused, closing connection", "client_id", cl.ID, "err", err)
-		return fmt.Errorf("%w: %w", ErrRefused, err)
+		return false, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	if t.Kind != iothub.KindTelemetry {
-		return s.handleRequest(cl, t, pk.Payload) // twin and method requests (twin_requests.go)
+		if err := q.drain(); err != nil {
+			return false, err
+		}
+		return true, s.handleRequest(cl, t, pk.Payload) // twin and method requests (twin_requests.go)
 	}
 	s.stats.received(t.ModuleID != "")
 	sender := sas.Identity{DeviceID: t.DeviceID, ModuleID: t.ModuleID}
@@ -86,14 +143,17 @@ func (s *Server) ingest(cl *mqtt.Client, pk packets.Packet) error {
 		s.stats.tooLarge.Add(1)
 		s.log.Warn("message too large, refused, closing connection", "client_id", cl.ID,
 			"size", size, "max_bytes", s.opts.MaxLocalMessageSize)
-		return fmt.Errorf("%w: message of %d bytes, the limit is %d", ErrRefused, size, s.opts.MaxLocalMessageSize)
+		return false, fmt.Errorf("%w: message of %d bytes, the limit is %d", ErrRefused, size, s.opts.MaxLocalMessageSize)
 	}
 	rt := s.routing.Load()
 	targets := rt.table.Evaluate(routeMessage(&e))
 	if len(targets) == 0 {
 		s.stats.unrouted.Add(1)
 		s.log.Debug("message matched no route, dropped", "client_id", cl.ID)
-		return nil
+		if q.idle() {
+			return true, nil
+		}
+		return false, s.submitted(cl, q.skip(pk))
 	}
 	st := make([]store.Target, len(targets))
 	for i, tg := range targets {
@@ -101,28 +161,31 @@ func (s *Server) ingest(cl *mqtt.Client, pk packets.Packet) error {
 			s.stats.tooLarge.Add(1)
 			s.log.Warn("message too large for $upstream, refused, closing connection", "client_id", cl.ID,
 				"size", size, "max_bytes", s.opts.MaxUpstreamMessageSize, "route", tg.Route)
-			return fmt.Errorf("%w: message of %d bytes routed to $upstream by %q, IoT Hub's limit is %d",
+			return false, fmt.Errorf("%w: message of %d bytes routed to $upstream by %q, IoT Hub's limit is %d",
 				ErrRefused, size, tg.Route, s.opts.MaxUpstreamMessageSize)
 		}
 		// $upstream: the sender's own queue (upstream_lanes.go).
 		st[i] = store.Target{Queue: queueOf(tg.Endpoint, sender), Priority: tg.Priority, TTL: rt.ttl(tg.TTL)}
 	}
-	ctx, cancel := context.WithTimeout(s.baseContext(), s.opts.StoreTimeout)
-	defer cancel()
-	if err := s.deps.Store.Append(ctx, e.encode(), st); err != nil {
-		if errors.Is(err, store.ErrFull) {
-			s.stats.storeFull.Add(1)
-		} else {
-			s.stats.storeError.Add(1)
-		}
-		s.log.Warn("message not stored, refused without PUBACK, closing connection", "client_id", cl.ID, "err", err)
-		return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+	if err := s.submitted(cl, q.append(pk, e.encode(), st)); err != nil {
+		return false, err
 	}
-	s.stats.stored.Add(1)
+	// The pumps may start before the commit: they wait for the store to signal the queue.
 	for _, tg := range targets {
 		s.pumps.ensure(tg.Endpoint)
 	}
-	return nil
+	return false, nil
+}
+
+// submitted logs and counts what pubacks refused at once (the hub stopping while the
+// client's window was full); refusals pubacks reported itself pass through.
+func (s *Server) submitted(cl *mqtt.Client, err error) error {
+	if err == nil || errors.Is(err, errNotAcknowledged) {
+		return err
+	}
+	s.stats.storeError.Add(1)
+	s.log.Warn("message not stored, refused without PUBACK, closing connection", "client_id", cl.ID, "err", err)
+	return err
 }
 
 // stamp applies what the hub, not the client, decides about a message:

@@ -64,6 +64,10 @@ type Options struct {
 	// StoreTimeout bounds how long a PUBLISH waits for the store to commit before it is
 	// refused. Default 10 s.
 	StoreTimeout time.Duration
+	// IngestWindow is how many of one client's publishes may await their commit and
+	// PUBACK at once (ingest.go); at the limit the hub stops reading from the client until
+	// the oldest is acknowledged. Default DefaultIngestWindow.
+	IngestWindow int
 	// ConnectTimeout bounds the time between accepting a connection and its CONNECT
 	// packet, TLS handshake included. Default 30 s.
 	ConnectTimeout time.Duration
@@ -78,6 +82,10 @@ type Options struct {
 	// MaxDeliveryAttempts is how many unacknowledged deliveries of one message to a
 	// connected module the pump makes before dead-lettering it. Default 10.
 	MaxDeliveryAttempts int
+	// InputWindow is how many deliveries to one module input may await their PUBACK at
+	// once (counted from the oldest unacknowledged one; see runInput). Default
+	// DefaultInputWindow; at most 4096.
+	InputWindow int
 	// RetryMin and RetryMax bound the pumps' exponential back-off. Defaults 1 s and 60 s
 	// (edgeHub's store-and-forward retry).
 	RetryMin, RetryMax time.Duration
@@ -120,7 +128,8 @@ type Options struct {
 // pump calls Read, Ack, Rewind, Wait and DeadLetter for its own queues, from one
 // goroutine; the $upstream pump, which serves one queue per sender, watches them with
 // Watch. When the Store also has SetMaxBytes(int64) error, as *store.Store does, the
-// $edgeHub twin's storeLimits.maxSizeBytes applies without a restart.
+// $edgeHub twin's storeLimits.maxSizeBytes applies without a restart. When it is also an
+// AsyncAppender, as *store.Store is, a client's publishes share commits (ingest.go).
 type Store interface {
 	Append(ctx context.Context, body []byte, targets []store.Target) error
 	Read(queue string, max int) ([]store.Item, error)
@@ -163,6 +172,7 @@ type Deps struct {
 const (
 	DefaultMaxLocalMessageSize = 1 << 20
 	DefaultStoreTimeout        = 10 * time.Second
+	DefaultIngestWindow        = 256 // Options.IngestWindow
 	DefaultConnectTimeout      = 30 * time.Second
 	DefaultAuthTimeout         = 5 * time.Second
 	DefaultRevalidateInterval  = time.Minute
@@ -195,11 +205,16 @@ func (o Options) withDefaults() (Options, error) {
 	setDefault(&o.MaxLocalMessageSize, DefaultMaxLocalMessageSize)
 	o.MaxLocalMessageSize = max(o.MaxLocalMessageSize, o.MaxUpstreamMessageSize)
 	setDefault(&o.StoreTimeout, DefaultStoreTimeout)
+	setDefault(&o.IngestWindow, DefaultIngestWindow)
 	setDefault(&o.ConnectTimeout, DefaultConnectTimeout)
 	setDefault(&o.AuthTimeout, DefaultAuthTimeout)
 	setDefault(&o.RevalidateInterval, DefaultRevalidateInterval)
 	setDefault(&o.AckTimeout, DefaultAckTimeout)
 	setDefault(&o.MaxDeliveryAttempts, DefaultMaxDeliveryAttempts)
+	setDefault(&o.InputWindow, DefaultInputWindow)
+	if o.InputWindow > maxInputWindow {
+		return o, fmt.Errorf("%w: InputWindow %d is more than %d", ErrConfig, o.InputWindow, maxInputWindow)
+	}
 	setDefault(&o.RetryMin, DefaultRetryMin)
 	setDefault(&o.RetryMax, DefaultRetryMax)
 	o.RetryMax = max(o.RetryMax, o.RetryMin)

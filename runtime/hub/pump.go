@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/outpost-edge/outpost/runtime/iothub"
 	"github.com/outpost-edge/outpost/runtime/route"
@@ -114,18 +115,25 @@ func endpointOf(queue string) (route.Endpoint, bool) {
 }
 
 // pump drains one endpoint's queue, in the order the store hands items out (priority
-// order, then append order), one message at a time:
+// order, then append order). A module input's pump keeps a window of deliveries in
+// flight (pump_window.go):
 //
-//	read a batch --empty--> wait for the queue's signal
+//	read a batch --empty--> wait for the queue's signal (and for PUBACKs)
 //	     |
 //	     v
-//	send the next item --ok--> Ack, next item
-//	     |--permanent failure--> DeadLetter (counted), next item
-//	     |--module away--------> wait for it to connect or subscribe (or a back-off tick), Rewind, read again
-//	     '--transient failure--> wait a back-off (or the module's return), Rewind, read again
+//	write PUBLISHes while fewer than Options.InputWindow are unacknowledged
+//	     |--PUBACKs----------------> Ack the store up to the last contiguous one, write more
+//	     |--permanent failure------> DeadLetter (counted), next item
+//	     |--module away------------> wait for it to connect or subscribe (or a back-off tick), Rewind, read again
+//	     '--no PUBACK, disconnect--> the oldest unacknowledged delivery failed: count an attempt,
+//	                                 give up the rest of the window; at Options.MaxDeliveryAttempts
+//	                                 DeadLetter it and Rewind at once, else wait a back-off (or the
+//	                                 module's return), Rewind, read again (a window of one until a
+//	                                 PUBACK comes back)
 //
 // Rewinding after a wait re-reads from the first unacknowledged item, so newer items of a
 // higher priority overtake it and items that expired meanwhile are skipped by the store.
+// The $upstream pump runs the loop of pump_upstream.go instead.
 type pump struct {
 	s     *Server
 	ep    route.Endpoint
@@ -143,7 +151,8 @@ func (p *pump) signal() {
 }
 
 // attempts counts the failed sends of one item. Only the item a pump is stuck on matters:
-// the pump never moves past an item that failed without acknowledging or dead-lettering it.
+// after a failure the pump starts again from that item, and acknowledges nothing past it
+// before it is acknowledged or dead-lettered.
 type attempts struct {
 	prio int
 	seq  uint64
@@ -160,69 +169,17 @@ func (a *attempts) failed(it store.Item) int {
 }
 
 func (p *pump) run(ctx context.Context) {
-	if p.ep.Kind == route.Upstream { // pump_upstream.go
+	switch p.ep.Kind {
+	case route.Upstream: // pump_upstream.go
 		if up, ok := p.s.deps.Upstream.(PipelinedUpstream); ok {
 			p.runUpstream(ctx, up, p.s.opts.UpstreamWindow)
 		} else {
 			p.runUpstream(ctx, syncUpstream{up: p.s.deps.Upstream, timeout: p.s.opts.UpstreamTimeout}, 1)
 		}
-		return
-	}
-	rnd := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
-	var head attempts // failed sends of the item the pump is stuck on
-	failures := 0     // consecutive waits, for the back-off
-	for ctx.Err() == nil {
-		items, err := p.s.deps.Store.Read(p.queue, readBatch)
-		if err != nil {
-			p.log.Warn("reading the queue failed", "err", err)
-			if !p.sleep(ctx, backoff(failures, p.s.opts.RetryMin, p.s.opts.RetryMax, rnd), nil) {
-				return
-			}
-			failures++
-			continue
-		}
-		if len(items) == 0 {
-			select {
-			case <-p.s.deps.Store.Wait(p.queue):
-			case <-ctx.Done():
-				return
-			}
-			continue
-		}
-		for _, it := range items {
-			err := p.send(ctx, it)
-			if err == nil {
-				failures = 0
-				p.sent.Add(1)
-				if err := p.s.deps.Store.Ack(p.queue, it.Priority, it.Seq); err != nil {
-					p.log.Warn("acknowledging a delivered message failed; it may be delivered again", "seq", it.Seq, "err", err)
-				}
-				continue
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			if reason, dead := p.permanent(err, &head, it); dead {
-				p.deadLetter(it, reason, err)
-				continue
-			}
-			// Transient: wait, then read again from the first unacknowledged item.
-			away := errors.Is(err, ErrNotConnected)
-			if !away {
-				p.log.Info("delivery failed, will retry", "seq", it.Seq, "priority", it.Priority,
-					"attempt", head.n, "err", err)
-			}
-			var wake <-chan struct{}
-			if p.ep.Kind == route.ModuleInput {
-				wake = p.wake
-			}
-			if !p.sleep(ctx, backoff(failures, p.s.opts.RetryMin, p.s.opts.RetryMax, rnd), wake) {
-				return
-			}
-			failures++
-			p.s.deps.Store.Rewind(p.queue)
-			break
-		}
+	case route.ModuleInput: // pump_window.go
+		p.runInput(ctx, p.s.opts.InputWindow)
+	default: // endpointOf and the routes make no other kind
+		p.log.Error("no pump for this endpoint kind; its messages stay stored", "kind", p.ep.Kind)
 	}
 }
 
@@ -266,27 +223,24 @@ func (p *pump) sleep(ctx context.Context, d time.Duration, wake <-chan struct{})
 	return true
 }
 
-// send delivers one item to the endpoint.
-func (p *pump) send(ctx context.Context, it store.Item) error {
+// publishOf builds the PUBLISH of a stored message for the module input (QoS, packet id
+// and DUP are the caller's): ErrCorrupt when it cannot be decoded, ErrRejected when its
+// topic is too long for MQTT.
+func (p *pump) publishOf(it store.Item) (packets.Packet, error) {
 	e, err := decodeEnvelope(it.Body)
 	if err != nil {
-		return err
+		return packets.Packet{}, err
 	}
-	switch p.ep.Kind {
-	case route.ModuleInput:
-		clientID := iothub.ClientID(p.s.opts.EdgeDeviceID, p.ep.Module)
-		topic := inputTopic(p.s.opts.EdgeDeviceID, p.ep, e.Message)
-		// Percent-encoding can make the bag up to three times longer than the one received.
-		if n := len(topic.String()); n > iothub.MaxTopicLength {
-			return fmt.Errorf("%w: input topic of %d bytes, MQTT allows %d", ErrRejected, n, iothub.MaxTopicLength)
-		}
-		err = p.s.delivery.deliver(ctx, clientID, topic, e.Message.Body, p.s.opts.AckTimeout)
-		if err == nil {
-			p.s.stats.delivered.Add(1)
-		}
-		return err
+	topic := inputTopic(p.s.opts.EdgeDeviceID, p.ep, e.Message).String()
+	// Percent-encoding can make the bag up to three times longer than the one received.
+	if n := len(topic); n > iothub.MaxTopicLength {
+		return packets.Packet{}, fmt.Errorf("%w: input topic of %d bytes, MQTT allows %d", ErrRejected, n, iothub.MaxTopicLength)
 	}
-	return fmt.Errorf("%w: endpoint kind %d", ErrCorrupt, p.ep.Kind)
+	return packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish},
+		TopicName:   topic,
+		Payload:     e.Message.Body,
+	}, nil
 }
 
 // forwardedSystem are the system properties a module input message carries (edgeHub's

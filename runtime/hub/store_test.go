@@ -143,17 +143,22 @@ func TestPump_UnacknowledgedMessageIsDeadLettered(t *testing.T) {
 	a.send(t, "out1", nil, "next")
 	b := e.connect(modB, noAutoAck)
 	b.subscribeInputs(t)
-	// B never acknowledges "poison": three deliveries, then it is dead-lettered.
-	for i := range 3 {
-		if got := string(b.next(t).Payload()); got != "poison" {
-			t.Fatalf("delivery %d: got %q, want poison", i, got)
+	// B never acknowledges "poison". The first window carries both messages; after the
+	// first failure the pump retries "poison" alone (a window of one until a PUBACK comes
+	// back), with DUP, until its third attempt dead-letters it; then "next" again.
+	want := []struct {
+		body string
+		dup  bool
+	}{{"poison", false}, {"next", false}, {"poison", true}, {"poison", true}, {"next", true}}
+	for i, w := range want {
+		m := b.next(t)
+		if string(m.Payload()) != w.body || m.Duplicate() != w.dup {
+			t.Fatalf("delivery %d: got %q (DUP %v), want %q (DUP %v)", i, m.Payload(), m.Duplicate(), w.body, w.dup)
+		}
+		if i == len(want)-1 {
+			m.Ack()
 		}
 	}
-	m := b.next(t)
-	if string(m.Payload()) != "next" {
-		t.Fatalf("after dead-lettering got %q, want next", m.Payload())
-	}
-	m.Ack()
 	waitFor(t, "next acknowledged", func() bool { return e.hub.Stats().Delivered == 1 })
 	st := e.hub.Stats()
 	if st.DeadLettered != 1 || st.DeliveryFailures != 3 {

@@ -54,7 +54,12 @@ type op struct {
 
 	state atomic.Int32
 	err   error         // set by the committer before done is closed
-	done  chan struct{} // closed by the committer
+	done  chan struct{} // closed by the committer; nil for an AppendAsync op
+
+	// AppendAsync: cb receives the result instead of done; stopWatch ends the watch on
+	// the caller's ctx (context.AfterFunc).
+	cb        func(error)
+	stopWatch func() bool
 }
 
 func newOp(kind opKind) *op { return &op{kind: kind, done: make(chan struct{})} }
@@ -62,8 +67,19 @@ func newOp(kind opKind) *op { return &op{kind: kind, done: make(chan struct{})} 
 func (o *op) claim() bool   { return o.state.CompareAndSwap(opQueued, opClaimed) }
 func (o *op) abandon() bool { return o.state.CompareAndSwap(opQueued, opAbandoned) }
 
-// finish publishes the op's result.
+// finish publishes the op's result: to its waiter, or to its AppendAsync callback.
 func (o *op) finish(err error) {
+	if o.cb != nil {
+		if o.stopWatch != nil {
+			o.stopWatch()
+		}
+		if err != nil {
+			err = fmt.Errorf("append: %w", err)
+		}
+		o.body, o.targets = nil, nil
+		o.cb(err)
+		return
+	}
 	o.err = err
 	close(o.done)
 }
@@ -87,6 +103,58 @@ func (s *Store) Append(ctx context.Context, body []byte, targets []Target) error
 	o := newOp(opAppend)
 	o.body, o.targets = body, targets
 	if err := s.submit(ctx, o); err != nil {
+		return fmt.Errorf("append: %w", err)
+	}
+	return nil
+}
+
+// AppendAsync is Append without the wait, for a caller that keeps several appends in
+// flight (the hub, for a client that pipelines its publishes). It validates the message
+// and hands it to the committer, blocking only while the submission queue is full
+// (Options.QueueDepth), and returns. Then done is called exactly once with the result
+// Append would have returned: nil once the transaction holding the message is committed
+// (fsynced), else ErrFull, ErrTooLarge, ErrDisk, ErrClosed or ctx's error (ctx ended
+// before the committer took the message; once taken, the commit decides, as for Append).
+//
+// When AppendAsync returns an error (ErrInvalid, ErrTooLarge, ErrClosed, or ctx's error
+// while the queue was full) the message was not submitted and done is never called.
+//
+// Appends are committed in submission order, and done is called in that order for every
+// message the committer took; only a message abandoned because its ctx ended gets its
+// done (with ctx's error, from another goroutine) before earlier messages' results. A
+// later message may thus be stored although an earlier one was refused (ErrFull, say):
+// a caller that acknowledges in order must stop at the first failure.
+//
+// done runs on the committer's goroutine (or on the one that ended ctx or closed the
+// store): it must return quickly and must not wait for the store (Append, Flush,
+// DeadLetter and DeleteQueue would deadlock; Ack and Read are fine). body must not be
+// modified until done is called.
+func (s *Store) AppendAsync(ctx context.Context, body []byte, targets []Target, done func(error)) error {
+	if done == nil {
+		return fmt.Errorf("append: no done callback: %w", ErrInvalid)
+	}
+	if err := s.validAppend(body, targets); err != nil {
+		return fmt.Errorf("append: %w", err)
+	}
+	o := &op{kind: opAppend, body: body, targets: targets, cb: done}
+	if ctx.Done() != nil {
+		// Registered before the op is visible to the committer, so that stopWatch is set
+		// when finish reads it.
+		o.stopWatch = context.AfterFunc(ctx, func() {
+			if o.abandon() {
+				o.body, o.targets = nil, nil
+				done(fmt.Errorf("append: %w", ctx.Err()))
+			}
+		})
+	}
+	if err := s.enqueue(ctx, o); err != nil {
+		if o.stopWatch != nil && !o.stopWatch() {
+			// ctx ended meanwhile and its callback runs: if it abandoned the op, done is
+			// being called; claim it first so that exactly one of the two reports.
+			if !o.claim() {
+				return nil // done reports ctx's error
+			}
+		}
 		return fmt.Errorf("append: %w", err)
 	}
 	return nil
@@ -187,8 +255,9 @@ func (s *Store) Flush(ctx context.Context) error {
 	return nil
 }
 
-// submit hands o to the committer and waits for its result.
-func (s *Store) submit(ctx context.Context, o *op) error {
+// enqueue hands o to the committer. An op that lands in the queue after Run returned is
+// failed with ErrClosed here or by failQueued: the two check each other's side.
+func (s *Store) enqueue(ctx context.Context, o *op) error {
 	select {
 	case <-s.stopping:
 		return ErrClosed
@@ -200,6 +269,35 @@ func (s *Store) submit(ctx context.Context, o *op) error {
 		return ErrClosed
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	select {
+	case <-s.stopped:
+		s.failQueued()
+	default:
+	}
+	return nil
+}
+
+// failQueued fails with ErrClosed the ops left in the queue once Run has returned (or
+// will never run): nobody else would ever finish them. It is called after stopped is
+// closed, by Run and Close, and by enqueue when it finds stopped closed after queueing.
+func (s *Store) failQueued() {
+	for {
+		select {
+		case o := <-s.ops:
+			if o.claim() {
+				o.finish(ErrClosed)
+			}
+		default:
+			return
+		}
+	}
+}
+
+// submit hands o to the committer and waits for its result.
+func (s *Store) submit(ctx context.Context, o *op) error {
+	if err := s.enqueue(ctx, o); err != nil {
+		return err
 	}
 	select {
 	case <-o.done:

@@ -17,9 +17,11 @@ import (
 // crashEnv names the store file when the test binary runs as the crash child.
 const crashEnv = "OUTPOST_STORE_CRASH_CHILD"
 
-// TestCrash_KillNine runs a child process that appends and acks in a loop and reports on
-// stdout, kills it with SIGKILL at a random point, reopens the file and checks that every
-// acknowledged append is there exactly once, in order, and that the invariants hold.
+// TestCrash_KillNine runs a child process that appends (Append and AppendAsync) and acks
+// in a loop and reports on stdout, kills it with SIGKILL at a random point, reopens the
+// file and checks that every acknowledged append is there exactly once, in order, that no
+// item whose ack was flushed comes back, and that the invariants hold. Items acked but
+// not yet committed (acks are lazy) may come back: they are counted as re-deliveries.
 // Several rounds run on the same file.
 func TestCrash_KillNine(t *testing.T) {
 	if os.Getenv(crashEnv) != "" {
@@ -29,8 +31,9 @@ func TestCrash_KillNine(t *testing.T) {
 		t.Skip("spawns processes")
 	}
 	path := filepath.Join(t.TempDir(), "crash.db")
-	okIDs := make(map[string]bool)    // Append returned nil
+	okIDs := make(map[string]bool)    // Append returned nil, or AppendAsync's done(nil)
 	ackedIDs := make(map[string]bool) // the child was about to Ack them in queue "a"
+	flushed := make(map[string]bool)  // acked, and a Flush after the Ack returned nil
 	rng := rand.New(rand.NewPCG(1, 2))
 	for round := range 4 {
 		killAfter := 200 + rng.IntN(1500)
@@ -57,6 +60,10 @@ func TestCrash_KillNine(t *testing.T) {
 				oks++
 			case "ACK":
 				ackedIDs[f[1]] = true
+			case "FLUSHED":
+				for _, id := range strings.Split(f[1], ",") {
+					flushed[id] = true
+				}
 			}
 			if oks >= killAfter && !killed {
 				if err := cmd.Process.Kill(); err != nil {
@@ -69,12 +76,12 @@ func TestCrash_KillNine(t *testing.T) {
 		if !killed {
 			t.Fatalf("round %d: child ended before the kill: %v", round, err)
 		}
-		verifyCrash(t, round, path, okIDs, ackedIDs)
+		verifyCrash(t, round, path, okIDs, ackedIDs, flushed)
 	}
 }
 
 // verifyCrash reopens the file after a kill.
-func verifyCrash(t *testing.T, round int, path string, okIDs, ackedIDs map[string]bool) {
+func verifyCrash(t *testing.T, round int, path string, okIDs, ackedIDs, flushed map[string]bool) {
 	t.Helper()
 	s, err := Open(Options{Path: path})
 	if err != nil {
@@ -101,6 +108,15 @@ func verifyCrash(t *testing.T, round int, path string, okIDs, ackedIDs map[strin
 			}
 			lastN[writer] = num
 		}
+		redelivered := 0
+		for id := range present {
+			if q == "a" && flushed[id] {
+				t.Fatalf("round %d: %s is back in queue a although its ack was flushed", round, id)
+			}
+			if q == "a" && ackedIDs[id] {
+				redelivered++
+			}
+		}
 		missing := 0
 		for id := range okIDs {
 			if !present[id] && (q == "b" || !ackedIDs[id]) {
@@ -113,13 +129,16 @@ func verifyCrash(t *testing.T, round int, path string, okIDs, ackedIDs map[strin
 		if missing > 0 {
 			t.Fatalf("round %d: %d acknowledged messages missing from queue %s", round, missing, q)
 		}
-		t.Logf("round %d: queue %s holds %d items; %d appends acknowledged so far, %d acked in a", round, q, len(present), len(okIDs), len(ackedIDs))
+		t.Logf("round %d: queue %s holds %d items (%d of them acked, not yet committed: delivered again); %d appends acknowledged so far, %d acked in a, %d flushed",
+			round, q, len(present), redelivered, len(okIDs), len(ackedIDs), len(flushed))
 	}
 }
 
 // TestCrashChild is the child process of TestCrash_KillNine: 8 writers append to queues
-// "a" (priority 0) and "b" (priority 1, never acked), a consumer reads "a" and acks,
-// and every event is written to stdout before (ACK) or after (OK) it happens.
+// "a" (priority 0) and "b" (priority 1, never acked), 4 with Append and 4 with
+// AppendAsync (up to 16 in flight each), a consumer reads "a" and acks, flushing every
+// tenth batch, and every event is written to stdout before (ACK) or after (OK, FLUSHED)
+// it happens.
 func TestCrashChild(t *testing.T) {
 	path := os.Getenv(crashEnv)
 	if path == "" {
@@ -139,19 +158,37 @@ func TestCrashChild(t *testing.T) {
 		defer mu.Unlock()
 		fmt.Fprintf(os.Stdout, format+"\n", args...) // unbuffered: one write per line
 	}
-	for w := range 8 {
+	targets := []Target{{Queue: "a"}, {Queue: "b", Priority: 1}}
+	for w := range 4 {
 		go func() {
 			for n := 0; ctx.Err() == nil; n++ {
 				id := fmt.Sprintf("r%sw%d#%d", round, w, n)
-				err := s.Append(ctx, []byte(id), []Target{{Queue: "a"}, {Queue: "b", Priority: 1}})
-				if err != nil {
+				if err := s.Append(ctx, []byte(id), targets); err != nil {
 					continue
 				}
 				say("OK %s", id)
 			}
 		}()
 	}
-	for ctx.Err() == nil {
+	for w := 4; w < 8; w++ {
+		go func() {
+			window := make(chan struct{}, 16)
+			for n := 0; ctx.Err() == nil; n++ {
+				id := fmt.Sprintf("r%sw%d#%d", round, w, n)
+				window <- struct{}{}
+				err := s.AppendAsync(ctx, []byte(id), targets, func(err error) {
+					if err == nil {
+						say("OK %s", id)
+					}
+					<-window
+				})
+				if err != nil {
+					<-window
+				}
+			}
+		}()
+	}
+	for batch := 0; ctx.Err() == nil; batch++ {
 		items, err := s.Read("a", 50)
 		if err != nil {
 			t.Fatal(err)
@@ -168,6 +205,9 @@ func TestCrashChild(t *testing.T) {
 		}
 		if err := s.Ack("a", 0, items[len(items)-1].Seq); err != nil {
 			t.Fatal(err)
+		}
+		if batch%10 == 0 && s.Flush(ctx) == nil {
+			say("FLUSHED %s", strings.Join(bodies(items), ","))
 		}
 	}
 }

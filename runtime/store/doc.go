@@ -4,8 +4,9 @@
 // clients are group-committed, so durability does not cost one fsync per message.
 //
 // The store is what makes "nothing acknowledged is ever lost" true: Append returns nil only
-// after the message is fsynced in every queue it was routed to, so the hub sends PUBACK
-// after Append returns, and checkpoints a queue only after the receiver acknowledged.
+// after the message is fsynced in every queue it was routed to (AppendAsync calls its done
+// callback with nil only then), so the hub sends PUBACK after that, and checkpoints a queue
+// only after the receiver acknowledged.
 //
 // # Basics
 //
@@ -55,25 +56,43 @@
 //	         │ writes wait      │ writes committed             │ writes: ErrClosed
 //	         │ Read works       │ acks, TTL sweep              │ Read works until Close
 //
-// Writes (Append, Ack, DeadLetter, DeleteQueue, Flush) are committed only by Run. Writes
-// made after Open but before Run starts wait for it, so `go s.Run(ctx)` right after Open
-// has no start-up race; once Run has returned, writes fail with ErrClosed. When Run stops
-// it first commits what was already submitted, including pending acks. Run is called
-// once per Store.
+// Writes (Append, AppendAsync, Ack, DeadLetter, DeleteQueue, Flush) are committed only by
+// Run. Writes made after Open but before Run starts wait for it, so `go s.Run(ctx)` right
+// after Open has no start-up race; once Run has returned, writes fail with ErrClosed (an
+// AppendAsync still queued then gets done(ErrClosed)). When Run stops it first commits
+// what was already submitted, including pending acks. Run is called once per Store.
 //
 // # Group commit
 //
 // Append hands its message to Run through a bounded queue (Options.QueueDepth; a full
-// queue blocks Append until its ctx ends) and waits. Run takes everything queued, then
+// queue blocks Append until its ctx ends) and waits. AppendAsync hands it over the same
+// way and returns: its done callback gets the result, from the committer's goroutine, in
+// submission order; one caller can so keep many appends in one transaction (the hub does,
+// for a client that pipelines its publishes). Run takes everything queued, then
 // waits at most Options.BatchDelay for more, stopping early once it holds as many appends
 // as the previous transaction did (those writers, just released, have come back), and
 // commits them in one bbolt transaction with its two fsyncs (Options.MaxBatch caps the
 // size). A lone writer therefore pays one commit per message; many writers share each
 // commit. Always waiting the whole window was measured much worse on this 2-core machine
 // (Go timers fire late under load: 2 writers got 140-680 msg/s instead of about 4,000),
-// and never waiting halves the batches (64 writers: about 50k instead of 110k msg/s). Acks and TTL deletions ride along in the same transactions. bbolt's own db.Batch
-// (a fixed 10 ms window) measured about 2.9k msg/s here, which is why the store does its
-// own (see BenchmarkReferenceBoltBatch).
+// and never waiting halves the batches (64 writers: about 50k instead of 110k msg/s). Acks
+// and TTL deletions ride along in the same transactions. bbolt's own db.Batch (a fixed
+// 10 ms window) measured about 2.9k msg/s here, which is why the store does its own (see
+// BenchmarkReferenceBoltBatch).
+//
+// # Lazy acknowledgements
+//
+// Ack applies at once in memory: Read and Rewind never return an acknowledged item again.
+// On disk it is lazy: the next transaction takes every pending ack (an append's,
+// usually, which applies them before its appends, so their freed bytes count under the
+// cap), and without one an acknowledgement-only transaction is committed only once
+// Options.AckBatch items (default 1000) are waiting or the oldest has waited
+// Options.AckDelay (default 20 ms), by Flush, and when Run stops (Close). A commit costs
+// two fsyncs, and committing each Ack on its own took about half of the committer's
+// commits at low rates and made an append arriving meanwhile wait a whole commit. The
+// price is at most AckDelay of re-delivery after a crash: delivery is at least once
+// anyway. Stats and the byte counters reflect committed state, so they lag the acks by as
+// much; the lane's checkpoint moves when the ack is committed.
 //
 // # Scheduling
 //
@@ -123,15 +142,19 @@
 //
 // Every change is a bbolt transaction, so after a crash at any point (kill -9, power loss
 // with fsync on) the file holds exactly the transactions that committed: every message
-// whose Append returned nil is in all its lanes, exactly once. Acks are committed
-// asynchronously: items acked after the last committed ack transaction are delivered
-// again (at least once, never lost). Sequence numbers are never reused within a lane
+// whose Append returned nil (or whose AppendAsync reported nil) is in all its lanes,
+// exactly once. Acks are committed lazily (above): items acked since the last committed
+// transaction are delivered again (at least once, never lost), those acked before a Flush
+// that returned nil are not. Sequence numbers are never reused within a lane
 // (checkpoints/next), except after DeleteQueue. TestCrash_KillNine checks this against a
 // child process killed with SIGKILL.
 //
-// A failed transaction (ENOSPC, EIO) is rolled back: its appends get ErrDisk, nothing of
-// them is visible, the in-memory state is unchanged, pending acks are retried (alone
-// first, since deleting frees pages), and later appends succeed once space returns.
+// A failed transaction (ENOSPC, EIO) is rolled back: its appends get ErrDisk (through
+// done for AppendAsync), nothing of them is visible, the in-memory state is unchanged,
+// pending acks are retried (alone first, since deleting frees pages), and later appends
+// succeed once space returns. Appends submitted after a failed one are not failed with it
+// unless they were in the same transaction: a caller that acknowledges in order (the hub)
+// stops at the first failure itself.
 //
 // # On-disk schema (version 1)
 //
@@ -182,8 +205,9 @@
 // Options.NoSync is for tests and benchmarks: with it, a machine crash (not a process
 // crash) may lose acknowledged messages.
 //
-// Acks are applied in memory at once (Read and Rewind respect them) but committed by the
-// next transaction; Stats reflects committed state, so call Flush before asserting on it.
+// Acks are applied in memory at once (Read and Rewind respect them) but committed lazily
+// (see "Lazy acknowledgements"); Stats reflects committed state, so call Flush before
+// asserting on it.
 //
 // The lock order is: queueState.readMu, then Store.mu. Store.mu is never held across a
 // bbolt transaction. Watchers are guarded by Store.mu.

@@ -39,6 +39,8 @@ const (
 	DefaultQueueDepth    = 8192
 	DefaultSweepInterval = time.Second
 	DefaultPriorityBurst = 8
+	DefaultAckDelay      = 20 * time.Millisecond
+	DefaultAckBatch      = 1000
 )
 
 // Limits on names and values.
@@ -95,6 +97,17 @@ type Options struct {
 	// from the lower priority whose next item is oldest. Default 8; negative = strict
 	// priority (lower priorities may starve, as in Azure IoT Edge).
 	PriorityBurst int
+	// AckDelay is how long an acknowledgement may wait for a transaction to ride on
+	// (default 20ms): Ack applies at once in memory, the next transaction (an append's,
+	// usually) commits it, and when none comes an acknowledgement-only transaction is
+	// committed AckDelay after the oldest uncommitted Ack. Negative: commit every Ack at
+	// once (one transaction per Ack when nothing else is written). See doc.go, "Lazy
+	// acknowledgements".
+	AckDelay time.Duration
+	// AckBatch is the other trigger of an acknowledgement-only transaction (default
+	// 1000): once this many items were acknowledged since the last commit, they are
+	// committed without waiting for AckDelay.
+	AckBatch int
 	// NoSync skips fsync: for tests and benchmarks only. A crash of the machine (not only
 	// of the process) can then lose or corrupt acknowledged messages.
 	NoSync bool
@@ -126,6 +139,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = DefaultSweepInterval
+	}
+	if o.AckDelay == 0 {
+		o.AckDelay = DefaultAckDelay
+	}
+	if o.AckBatch <= 0 {
+		o.AckBatch = DefaultAckBatch
 	}
 	if o.PriorityBurst == 0 {
 		o.PriorityBurst = DefaultPriorityBurst

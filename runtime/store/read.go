@@ -207,11 +207,15 @@ func (lc *laneCursor) item(queue string, body []byte) Item {
 }
 
 // Ack confirms delivery of every item of (queue, priority) up to and including seq: they
-// are not read again, and the next transaction deletes them, moves the lane's checkpoint
-// and frees their bytes. Ack returns without waiting for that commit (use Flush to wait);
-// after a crash, items acked since the last commit are delivered again. Acking a seq at or
-// below an earlier ack does nothing. Errors: ErrNotFound for an unknown lane, ErrInvalid
-// for a seq never appended, ErrClosed once Run has returned.
+// are not read again (Rewind included), and a later transaction deletes them, moves the
+// lane's checkpoint and frees their bytes. Ack returns without waiting for that commit,
+// and the commit is lazy: the next transaction takes it (an append's, usually, which then
+// also sees the freed bytes under the cap), or an acknowledgement-only transaction once
+// Options.AckBatch items are waiting or the oldest has waited Options.AckDelay, or Run's
+// shutdown. Flush waits for it. After a crash, items acked since the last commit are
+// delivered again. Acking a seq at or below an earlier ack does nothing. Errors:
+// ErrNotFound for an unknown lane, ErrInvalid for a seq never appended, ErrClosed once
+// Run has returned.
 func (s *Store) Ack(queue string, priority int, seq uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -231,11 +235,16 @@ func (s *Store) Ack(queue string, priority int, seq uint64) error {
 	if seq <= l.acked {
 		return nil
 	}
+	n := seq - l.acked
 	l.acked = seq
 	l.read = max(l.read, seq)
-	k := laneKey{queue, priority}
-	s.pend.acks[k] = max(s.pend.acks[k], seq)
-	s.wake()
+	now := time.Now()
+	if s.pend.addAck(laneKey{queue, priority}, seq, n, now) && s.opts.AckDelay > 0 {
+		s.ackTimer.Reset(s.opts.AckDelay) // the delay starts with the oldest uncommitted ack
+	}
+	if s.pend.acksDue(&s.opts, now) {
+		s.wake()
+	}
 	return nil
 }
 

@@ -46,6 +46,7 @@ func (s *Store) Run(ctx context.Context) error {
 		s.running = false
 		s.mu.Unlock()
 		s.stoppedOnce.Do(func() { close(s.stopped) })
+		s.failQueued()
 	}()
 	s.loop(ctx)
 	return nil
@@ -100,7 +101,7 @@ func (s *Store) loop(ctx context.Context) {
 			}
 		}
 		batch = s.gather(batch[:0], first, window)
-		if s.cycle(batch) {
+		if s.cycle(batch, false) {
 			backoff = 0
 		} else {
 			backoff = min(max(2*backoff, minRetry), maxRetry)
@@ -111,7 +112,13 @@ func (s *Store) loop(ctx context.Context) {
 			close(sweepDone)
 		}
 		s.mu.Lock()
-		more := !s.pend.empty() || s.needTrimLocked()
+		now := time.Now()
+		more := s.pend.nExpire > 0 || s.pend.acksDue(&s.opts, now) || s.needTrimLocked()
+		if !more && len(s.pend.acks) > 0 {
+			// Lazy acks wait for the next append or their delay. Ack armed the timer when
+			// they started waiting; re-arm it for acks a failed transaction put back.
+			s.ackTimer.Reset(s.pend.ackSince.Add(s.opts.AckDelay).Sub(now))
+		}
 		s.mu.Unlock()
 		if more && retry == nil {
 			s.wake()
@@ -171,11 +178,14 @@ drain:
 	return batch
 }
 
-// cycle commits one transaction: the pending housekeeping plus batch. It reports whether
-// everything was committed.
-func (s *Store) cycle(batch []*op) bool {
+// cycle commits one transaction: the pending housekeeping plus batch. Pending acks go
+// along whenever there is a transaction anyway (any op, expiries, a trim), and on their
+// own only when due or when force is set (shutdown). It reports whether everything was
+// committed.
+func (s *Store) cycle(batch []*op, force bool) bool {
 	s.mu.Lock()
-	work := s.pend.take(expireBudget)
+	acks := force || len(batch) > 0 || s.pend.nExpire > 0 || s.needTrimLocked() || s.pend.acksDue(&s.opts, time.Now())
+	work := s.pend.take(expireBudget, acks)
 	s.mu.Unlock()
 	appends, writes := 0, false
 	for _, o := range batch {
@@ -240,13 +250,15 @@ func (s *Store) commit(batch []*op, work pending) (*txState, error) {
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		t.begin(tx)
-		for k, seqs := range work.expires {
-			if err := t.expire(k, seqs); err != nil {
+		// Acks first: an entry acknowledged (lazily) and then found expired by the sweep
+		// was delivered, so it counts as acked, not as dropped.
+		for k, seq := range work.acks {
+			if err := t.ack(k, seq); err != nil {
 				return err
 			}
 		}
-		for k, seq := range work.acks {
-			if err := t.ack(k, seq); err != nil {
+		for k, seqs := range work.expires {
+			if err := t.expire(k, seqs); err != nil {
 				return err
 			}
 		}
@@ -342,7 +354,7 @@ func (s *Store) shutdown() {
 				break drain
 			}
 		}
-		if !s.cycle(batch) {
+		if !s.cycle(batch, true) {
 			return // the callers got the error; unacked items will be delivered again
 		}
 		s.mu.Lock()

@@ -35,6 +35,7 @@ type Store struct {
 
 	ops      chan *op           // ordered writes: append, dead-letter, delete-queue, flush
 	kick     chan struct{}      // size 1: pending acks or expiries wait for a commit
+	ackTimer *time.Timer        // wakes the committer when lazy acks are due (AckDelay)
 	sweepReq chan chan struct{} // tests: sweep now and close the channel when done
 	quit     chan struct{}      // closed by Close
 	stopping chan struct{}      // closed when Run stops taking work (or Close without Run)
@@ -146,6 +147,8 @@ func Open(opts Options) (*Store, error) {
 	}
 	s.maxBytes.Store(o.MaxBytes)
 	s.pend.reset()
+	s.ackTimer = time.AfterFunc(time.Hour, s.wake)
+	s.ackTimer.Stop()
 	if err := db.Update(func(tx *bolt.Tx) error {
 		_, err := migrate(tx, migrations)
 		return err
@@ -252,7 +255,9 @@ func (s *Store) Close() error {
 	} else {
 		s.stoppingOnce.Do(func() { close(s.stopping) })
 		s.stoppedOnce.Do(func() { close(s.stopped) })
+		s.failQueued() // submitted before Run, which will never run now
 	}
+	s.ackTimer.Stop()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close %q: %w", s.opts.Path, err)
 	}

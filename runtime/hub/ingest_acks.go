@@ -1,0 +1,271 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/outpost-edge/outpost/runtime/store"
+)
+
+// AsyncAppender is a Store that can append without waiting for the commit, as
+// *store.Store does (see store.Store.AppendAsync for the contract): done is called once,
+// with nil only after the message is durable, and in submission order except for appends
+// abandoned because their ctx ended. With it the hub keeps up to Options.IngestWindow of
+// a client's publishes in one group commit; without it each publish waits for its own
+// commit in the client's read goroutine (see ingestHook).
+type AsyncAppender interface {
+	AppendAsync(ctx context.Context, body []byte, targets []store.Target, done func(error)) error
+}
+
+// errNotAcknowledged refuses a publish that was refused, or followed a refused publish of
+// the same connection, after the read goroutine let go of it: the refusal was logged and
+// counted then, the connection is closing, and no later publish of it may be acknowledged
+// (PUBACKs go in receive order).
+var errNotAcknowledged = fmt.Errorf("%w: this or an earlier publish of the connection was not stored", ErrStoreUnavailable)
+
+// pubacks is one connection's publishes that await their commit, in receive order, and
+// the writer of their PUBACKs. The client's read goroutine (OnPublish) adds to it; the
+// store's callbacks mark entries done; whoever finds the head done starts flush, the one
+// goroutine at a time that pops the done head entries and writes their PUBACKs. After the
+// first failure nothing more is acknowledged and the connection is closed.
+type pubacks struct {
+	s     *Server
+	cl    *mqtt.Client
+	slots chan struct{} // one per entry: Options.IngestWindow
+
+	mu      sync.Mutex
+	changed sync.Cond   // on mu: an entry was popped, or failed was set
+	queue   []*inflight // receive order
+	writing bool        // flush runs
+	failed  bool        // a publish was refused: nothing more is acknowledged
+}
+
+// inflight is one publish that awaits its commit (or only its turn, when it was stored
+// nowhere: unrouted).
+type inflight struct {
+	id      uint16
+	qos     byte
+	stored  bool // appended to the store: counted in Stats.Stored once committed
+	done    bool
+	err     error
+	cancel  context.CancelFunc // the append's StoreTimeout
+	settled chan struct{}      // QoS 0 only: closed once its outcome (err) is final
+}
+
+func newPubacks(s *Server, cl *mqtt.Client) *pubacks {
+	q := &pubacks{s: s, cl: cl, slots: make(chan struct{}, s.opts.IngestWindow)}
+	q.changed.L = &q.mu
+	return q
+}
+
+// idle reports whether a PUBACK written now, by mochi in the read goroutine, is in order:
+// nothing is pending or being written, and nothing was refused. Read goroutine only (it
+// alone adds entries).
+func (q *pubacks) idle() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.queue) == 0 && !q.writing && !q.failed
+}
+
+// drain waits until every pending publish is settled and its PUBACK written, so that a
+// request handled next sees everything before it stored, as when each publish waited for
+// its own commit. It returns errNotAcknowledged once one of them was refused. Read
+// goroutine only.
+func (q *pubacks) drain() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for !q.failed && (len(q.queue) > 0 || q.writing) {
+		q.changed.Wait()
+	}
+	if q.failed {
+		return errNotAcknowledged
+	}
+	return nil
+}
+
+// fail stops acknowledging: the read goroutine refused a publish itself.
+func (q *pubacks) fail() {
+	q.mu.Lock()
+	q.failed = true
+	q.changed.Broadcast()
+	q.mu.Unlock()
+}
+
+// add queues the entry for pk, waiting for a slot while IngestWindow publishes are
+// pending (back-pressure: the client's next packet is not read meanwhile). Read goroutine
+// only.
+func (q *pubacks) add(ctx context.Context, pk packets.Packet, stored bool) (*inflight, error) {
+	select {
+	case q.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w", ErrStoreUnavailable, ctx.Err())
+	}
+	p := &inflight{id: pk.PacketID, qos: pk.FixedHeader.Qos, stored: stored}
+	if p.qos == 0 {
+		p.settled = make(chan struct{})
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.failed {
+		<-q.slots
+		return nil, errNotAcknowledged
+	}
+	q.queue = append(q.queue, p)
+	return p, nil
+}
+
+// append submits a routed message and returns once the store has taken it (QoS 1) or has
+// committed it (QoS 0, which gets no PUBACK and keeps its synchronous store). Read
+// goroutine only.
+func (q *pubacks) append(pk packets.Packet, body []byte, targets []store.Target) error {
+	s := q.s
+	base := s.baseContext()
+	p, err := q.add(base, pk, true)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(base, s.opts.StoreTimeout)
+	p.cancel = cancel
+	if as, ok := s.deps.Store.(AsyncAppender); ok {
+		if err := as.AppendAsync(ctx, body, targets, func(err error) { q.complete(p, err) }); err != nil {
+			q.complete(p, err)
+		}
+	} else {
+		q.complete(p, s.deps.Store.Append(ctx, body, targets))
+	}
+	return p.wait()
+}
+
+// skip queues the PUBACK of a publish that needs no commit (matched no route) behind the
+// pending ones. Read goroutine only.
+func (q *pubacks) skip(pk packets.Packet) error {
+	p, err := q.add(q.s.baseContext(), pk, false)
+	if err != nil {
+		return err
+	}
+	q.complete(p, nil)
+	return p.wait()
+}
+
+// wait waits for a QoS 0 publish to be settled (a QoS 1 publish is left to flush) and
+// returns errNotAcknowledged if it failed: flush has reported it.
+func (p *inflight) wait() error {
+	if p.settled == nil {
+		return nil
+	}
+	<-p.settled
+	if p.err != nil {
+		return errNotAcknowledged
+	}
+	return nil
+}
+
+// complete records p's outcome and starts flush if p made the head of the queue done. It
+// runs on the store's committer goroutine, so it never blocks.
+func (q *pubacks) complete(p *inflight, err error) {
+	if p.cancel != nil {
+		p.cancel()
+	}
+	q.mu.Lock()
+	p.done, p.err = true, err
+	start := !q.writing && len(q.queue) > 0 && q.queue[0].done
+	if start {
+		q.writing = true
+	}
+	q.mu.Unlock()
+	if start {
+		go q.flush()
+	}
+}
+
+// flush pops the done entries at the head of the queue and acknowledges them in order,
+// until the head is not done. The first refused publish closes the connection; it and
+// everything after it get no PUBACK.
+func (q *pubacks) flush() {
+	for {
+		q.mu.Lock()
+		n := 0
+		for n < len(q.queue) && q.queue[n].done {
+			n++
+		}
+		if n == 0 {
+			q.writing = false
+			q.changed.Broadcast()
+			q.mu.Unlock()
+			return
+		}
+		batch := q.queue[:n:n]
+		q.queue = q.queue[n:]
+		var refused error // the first refusal, in this batch
+		ack := batch[:0:0]
+		stored := int64(0)
+		for _, p := range batch {
+			if p.stored && p.err == nil {
+				stored++ // durable, acknowledged or not
+			}
+			switch {
+			case q.failed:
+				p.err = errNotAcknowledged
+			case p.err != nil:
+				q.failed, refused = true, p.err
+			default:
+				ack = append(ack, p)
+			}
+		}
+		q.changed.Broadcast()
+		q.mu.Unlock()
+
+		q.s.stats.stored.Add(stored)
+		if refused != nil {
+			q.refuse(refused)
+		}
+		for i, p := range ack {
+			if p.qos == 0 {
+				continue
+			}
+			err := q.cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: p.id})
+			if err != nil {
+				// The connection is gone: no later PUBACK may follow a missing one.
+				q.fail()
+				for _, later := range ack[i:] {
+					later.err = errNotAcknowledged
+				}
+				break
+			}
+		}
+		for _, p := range batch {
+			if p.settled != nil {
+				close(p.settled)
+			}
+			<-q.slots
+		}
+	}
+}
+
+// refuse counts and logs a publish the store did not take, and closes the connection: the
+// client publishes it again after reconnecting (CleanSession=0).
+func (q *pubacks) refuse(err error) {
+	s := q.s
+	if errors.Is(err, store.ErrFull) {
+		s.stats.storeFull.Add(1)
+	} else {
+		s.stats.storeError.Add(1)
+	}
+	s.log.Warn("message not stored, refused without PUBACK, closing connection", "client_id", q.cl.ID, "err", err)
+	q.cl.Stop(fmt.Errorf("%w: %w", ErrStoreUnavailable, err))
+}
+
+// close waits until every pending publish of a connection that ended is settled, so that
+// the hub's shutdown (mochi waits for OnDisconnect) leaves no append or PUBACK behind.
+func (q *pubacks) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.queue) > 0 || q.writing {
+		q.changed.Wait()
+	}
+}
