@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -122,8 +124,8 @@ func relPath(base, p string) string {
 }
 
 // blockFacts reads where the hub's goroutines waited, from the block profile, against
-// the profile's duration (from the CPU profile): the endpoint pump waiting for PUBACKs or
-// for work, and the publishers' read goroutines waiting for their commits.
+// the profile's duration (from the CPU profile): the longest cumulative waits in the
+// hub's and the store's functions.
 func blockFacts(ctx context.Context, s *settings, bin, cpu, block string, publishers int) (string, error) {
 	top := func(file string) (string, error) {
 		cmd := exec.CommandContext(ctx, s.Go, "tool", "pprof", "-top", "-cum", "-nodecount=1000", bin, file)
@@ -147,27 +149,32 @@ func blockFacts(ctx context.Context, s *settings, bin, cpu, block string, publis
 	if err != nil {
 		return "", err
 	}
-	// The pump's send (one delivery, up to the module's PUBACK), its loop, and the store
-	// call an ingesting client waits in. A missing one means the code changed: say so
-	// rather than report zero.
-	var pumpRun, deliver, submit time.Duration
-	for name, v := range map[string]*time.Duration{
-		"runtime/hub.(*pump).run": &pumpRun, "runtime/hub.(*pump).send": &deliver, "runtime/store.(*Store).submit": &submit,
-	} {
-		d, ok := cum[name]
-		if !ok {
-			return "", fmt.Errorf("%s is not in the block profile (renamed?): update blockFacts", name)
-		}
-		*v = d
+	// Where the hub's own code waited, longest first: the pumps, the acknowledgers, the
+	// store's committer. Names are read from the profile rather than listed here, so the
+	// summary follows the code as it changes.
+	type wait struct {
+		name string
+		d    time.Duration
 	}
-	pct := func(d, of time.Duration) string { return fmt.Sprintf("%.0f%%", 100*float64(d)/float64(of)) }
-	clientTime := time.Duration(publishers) * dur
-	secs := func(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) + " s" }
-	return fmt.Sprintf("Over the hub's %s life, the block profile shows the endpoint pump waiting in its deliveries "+
-		"(`pump.send`, up to the module's PUBACK) %s (%s of the time) and for work (its queue empty) %s; the %d publishers' read "+
-		"goroutines waited for their commits (`store.(*Store).submit`) %s of %s (%s).",
-		secs(dur), secs(deliver), pct(deliver, dur), secs(max(0, pumpRun-deliver)), publishers,
-		secs(submit), secs(clientTime), pct(submit, clientTime)), nil
+	var waits []wait
+	for name, d := range cum {
+		if strings.HasPrefix(name, "runtime/hub.") || strings.HasPrefix(name, "runtime/store.") {
+			waits = append(waits, wait{name, d})
+		}
+	}
+	if len(waits) == 0 {
+		return "", fmt.Errorf("no function of runtime/hub or runtime/store in the block profile")
+	}
+	slices.SortFunc(waits, func(a, b wait) int { return cmp.Or(cmp.Compare(b.d, a.d), cmp.Compare(a.name, b.name)) })
+	waits = waits[:min(len(waits), 5)]
+	parts := make([]string, len(waits))
+	for i, w := range waits {
+		parts[i] = fmt.Sprintf("`%s` %s (%.0f%% of the hub's life)", w.name,
+			strconv.FormatFloat(w.d.Seconds(), 'f', 2, 64)+" s", 100*float64(w.d)/float64(dur))
+	}
+	return fmt.Sprintf("Over the hub's %s life (%d publishers, each with its own read goroutine), the block profile's "+
+		"longest cumulative waits in the hub's and the store's code are: %s.",
+		strconv.FormatFloat(dur.Seconds(), 'f', 2, 64)+" s", publishers, strings.Join(parts, "; ")), nil
 }
 
 // pprofDuration reads "Duration: 8.22s" from a pprof -top header.
