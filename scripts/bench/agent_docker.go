@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -22,6 +20,8 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
+
+	"github.com/outpost-edge/outpost/runtime/agent/docker/dockertest"
 )
 
 // Labels and names on the Docker Engine.
@@ -149,35 +149,10 @@ func (d *dockerEnv) push(ctx context.Context, name string) (string, error) {
 		return "", fmt.Errorf("push %s: %w", ref, err)
 	}
 	defer rc.Close()
-	if err := jsonStreamError(rc); err != nil {
+	if err := dockertest.StreamError(rc); err != nil {
 		return "", fmt.Errorf("push %s: %w", ref, err)
 	}
 	return ref, nil
-}
-
-// jsonStreamError reads one of the engine's JSON message streams (pull, push) to its end
-// and returns the first error in it.
-func jsonStreamError(r io.Reader) error {
-	dec := json.NewDecoder(r)
-	for {
-		var m struct {
-			Error       string `json:"error"`
-			ErrorDetail *struct {
-				Message string `json:"message"`
-			} `json:"errorDetail"`
-		}
-		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		if m.ErrorDetail != nil && m.ErrorDetail.Message != "" {
-			return errors.New(m.ErrorDetail.Message)
-		}
-		if m.Error != "" {
-			return errors.New(m.Error)
-		}
-	}
 }
 
 // foreignModules lists the containers of an Outpost agent that this harness did not
@@ -325,7 +300,7 @@ func (d *dockerEnv) runReference(ctx context.Context, name string, spec referenc
 	if err != nil {
 		return fmt.Errorf("pull %s: %w", spec.Image, err)
 	}
-	err = jsonStreamError(rc)
+	err = dockertest.StreamError(rc)
 	rc.Close()
 	if err != nil {
 		return fmt.Errorf("pull %s: %w", spec.Image, err)

@@ -97,7 +97,7 @@ func buildImage(ctx context.Context, cli *client.Client, name, ref, goPackage st
 		return "", err
 	}
 	defer resp.Body.Close()
-	if err := streamError(resp.Body); err != nil {
+	if err := StreamError(resp.Body); err != nil {
 		return "", err
 	}
 	return ref, nil
@@ -125,9 +125,9 @@ func tarFiles(files map[string]tarFile) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// streamError reads one of the engine's JSON message streams (build, push)
-// to its end and returns the first error in it.
-func streamError(r io.Reader) error {
+// StreamError reads one of the engine's JSON message streams (build, pull,
+// push) to its end and returns the first error in it.
+func StreamError(r io.Reader) error {
 	dec := json.NewDecoder(r)
 	for {
 		var m struct {
