@@ -184,7 +184,8 @@ drain:
 // committed.
 func (s *Store) cycle(batch []*op, force bool) bool {
 	s.mu.Lock()
-	acks := force || len(batch) > 0 || s.pend.nExpire > 0 || s.needTrimLocked() || s.pend.acksDue(&s.opts, time.Now())
+	trim := s.needTrimLocked() // a later SetMaxBytes wakes the committer again
+	acks := force || len(batch) > 0 || s.pend.nExpire > 0 || trim || s.pend.acksDue(&s.opts, time.Now())
 	work := s.pend.take(expireBudget, acks)
 	s.mu.Unlock()
 	appends, writes := 0, false
@@ -200,7 +201,7 @@ func (s *Store) cycle(batch []*op, force bool) bool {
 	if appends > 0 {
 		s.lastBatch = appends
 	}
-	if !writes && work.empty() && !s.needTrim() {
+	if !writes && work.empty() && !trim {
 		for _, o := range batch {
 			o.finish(nil)
 		}
