@@ -376,7 +376,10 @@ func sdkcheckDir(t *testing.T) string {
 	}
 	for _, tool := range []string{"node", "npm"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("Node SDK check skipped: %s not found on PATH (install Node.js 20+ with npm to run it)", tool)
+			if os.Getenv("OUTPOST_SDKCHECK_REQUIRED") == "1" {
+				t.Fatalf("Node SDK check: %s not found on PATH, and OUTPOST_SDKCHECK_REQUIRED=1 (scripts/node-up.sh installs it)", tool)
+			}
+			t.Skipf("Node SDK check skipped: %s not found on PATH (install Node.js 20+ with npm to run it, e.g. scripts/node-up.sh)", tool)
 		}
 	}
 	dir, err := filepath.Abs(filepath.Join("..", "scripts", "sdkcheck"))

@@ -23,6 +23,13 @@ if [ "${OUTPOST_SKIP_CHROMIUM:-}" != 1 ]; then
   export OUTPOST_CHROMIUM_REQUIRED=1
 fi
 
+# The fake hub is checked against Microsoft's Node.js device SDK (fakehub/sdkcheck_test.go):
+# install Node.js and npm when absent. OUTPOST_SKIP_SDKCHECK=1 skips that check instead.
+if [ "${OUTPOST_SKIP_SDKCHECK:-}" != 1 ]; then
+  scripts/node-up.sh
+  export OUTPOST_SDKCHECK_REQUIRED=1
+fi
+
 echo "== static checks"
 go vet ./...
 scripts/check-docs.sh
