@@ -339,3 +339,67 @@ func TestAppend_FullQueueBlocksUntilCtxDone(t *testing.T) {
 		t.Errorf("Append on a full queue = %v, want DeadlineExceeded", err)
 	}
 }
+
+func TestWaitTarget(t *testing.T) {
+	tests := []struct {
+		name           string
+		last, maxBatch int
+		want           int
+	}{
+		{"first transaction", 0, 1024, 0},
+		{"lone writer", 1, 1024, 0},
+		{"two by chance", 2, 1024, 0},
+		{"just below the threshold", minWaitBatch - 1, 1024, 0},
+		{"at the threshold", minWaitBatch, 1024, minWaitBatch},
+		{"many writers", 200, 1024, 200},
+		{"capped at MaxBatch", 5000, 1024, 1024},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := waitTarget(tt.last, tt.maxBatch); got != tt.want {
+				t.Errorf("waitTarget(%d, %d) = %d, want %d", tt.last, tt.maxBatch, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestAppend_NoWaitAfterSmallBatch commits a transaction of two appends, then a lone
+// append: with a group-commit window of an hour, it commits only if the committer does
+// not wait for a second writer after a small transaction.
+func TestAppend_NoWaitAfterSmallBatch(t *testing.T) {
+	s, err := Open(Options{Path: filepath.Join(t.TempDir(), "s.db"), NoSync: true, BatchDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	errs := make(chan error, 2)
+	for i := range 2 {
+		go func() { errs <- s.Append(context.Background(), []byte(fmt.Sprint(i)), []Target{{Queue: "q"}}) }()
+	}
+	checkFor(t, 10*time.Second, func() error {
+		if len(s.ops) != 2 {
+			return fmt.Errorf("%d queued", len(s.ops))
+		}
+		return nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := s.Stats(); st.Commits != 1 {
+		t.Fatalf("%d commits for the first two appends, want 1", st.Commits)
+	}
+	actx, acancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer acancel()
+	if err := s.Append(actx, []byte("lone"), []Target{{Queue: "q"}}); err != nil {
+		t.Fatalf("lone append after a transaction of two: %v (the committer waited for more)", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
