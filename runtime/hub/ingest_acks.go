@@ -42,6 +42,7 @@ type pubacks struct {
 	changed sync.Cond   // on mu: an entry was popped, or failed was set
 	queue   []*inflight // receive order
 	writing bool        // flush runs
+	buf     []byte      // flush's encoded PUBACKs
 	failed  bool        // a publish was refused: nothing more is acknowledged
 }
 
@@ -224,18 +225,12 @@ func (q *pubacks) flush() {
 		if refused != nil {
 			q.refuse(refused)
 		}
-		for i, p := range ack {
-			if p.qos == 0 {
-				continue
-			}
-			err := q.cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: p.id})
-			if err != nil {
-				// The connection is gone: no later PUBACK may follow a missing one.
-				q.fail()
-				for _, later := range ack[i:] {
-					later.err = errNotAcknowledged
-				}
-				break
+		if err := q.writeAcks(ack); err != nil {
+			// The connection is gone: none of them counts as acknowledged, and no later
+			// PUBACK may follow a missing one.
+			q.fail()
+			for _, p := range ack {
+				p.err = errNotAcknowledged
 			}
 		}
 		for _, p := range batch {
@@ -246,6 +241,26 @@ func (q *pubacks) flush() {
 		}
 	}
 }
+
+// writeAcks writes the PUBACKs of the QoS 1 publishes in ack, in order, with one write
+// (deliver_write.go). Flush only: buf is the flush's own.
+func (q *pubacks) writeAcks(ack []*inflight) error {
+	q.buf = q.buf[:0]
+	for _, p := range ack {
+		if p.qos == 1 {
+			// PUBACK: fixed header 0x40, remaining length 2, packet id (MQTT 3.1.1, 3.4).
+			q.buf = append(q.buf, packets.Puback<<4, 2, byte(p.id>>8), byte(p.id))
+		}
+	}
+	if len(q.buf) == 0 {
+		return nil
+	}
+	n := len(q.buf) / pubackSize
+	return writeEncoded(q.s.mochi, q.cl, q.buf, n, 0)
+}
+
+// pubackSize is the length of an MQTT 3.1.1 PUBACK.
+const pubackSize = 4
 
 // refuse counts and logs a publish the store did not take, and closes the connection: the
 // client publishes it again after reconnecting (CleanSession=0).
