@@ -46,6 +46,7 @@ type agentReport struct {
 	LastDesiredVersion int64
 	Code               int
 	Description        string
+	RejectedVersion    int64 // lastDesiredStatus.rejectedVersion; 0 from an agent that does not report it
 	Modules            map[string]reportedModule
 }
 
@@ -59,6 +60,7 @@ func parseAgentReport(reported map[string]any) agentReport {
 		c, _ := toInt(last["code"])
 		r.Code = int(c)
 		r.Description, _ = last["description"].(string)
+		r.RejectedVersion, _ = toInt(last["rejectedVersion"])
 	}
 	for _, section := range []string{"systemModules", "modules"} {
 		mods, _ := reported[section].(map[string]any)
@@ -127,15 +129,22 @@ type deployState struct {
 }
 
 // evaluateDeploy judges how far the deployment of desired version version
-// has got, from the agent's report rep. base is the reported section's
-// $version read right after the deployment was sent: a rejection (400,
-// 412, 417) leaves lastDesiredVersion at the previous version, so it
-// counts only when the agent has reported since. It is pure.
+// has got, from the agent's report rep. A rejection (400, 412, 417) leaves
+// lastDesiredVersion at the previous version; the agent names the version
+// it rejected (lastDesiredStatus.rejectedVersion), so a rejection of an
+// older document, reported just after this one was sent, is not taken for
+// its own. From an agent that does not name it, base decides: the reported
+// section's $version read right after the deployment was sent, and a
+// rejection counts only when the agent has reported since. It is pure.
 func evaluateDeploy(want []expectedModule, version, base int64, rep agentReport) deployState {
 	st := deployState{Total: len(want)}
 	rejected := rep.Code == deployment.CodeInvalid || rep.Code == deployment.CodeSchemaVersion || rep.Code == deployment.CodeEmpty
+	if rejected && rep.RejectedVersion != 0 && rep.RejectedVersion != version {
+		rejected = false // an older document's: this one is not judged yet
+		rep.Code = 0
+	}
 	if rep.LastDesiredVersion != version {
-		if rejected && rep.Version > base {
+		if rejected && (rep.RejectedVersion == version || rep.Version > base) {
 			st.Phase = phaseFailed
 			st.Message = fmt.Sprintf("the agent rejected the deployment (%d): %s", rep.Code, rep.Description)
 			return st

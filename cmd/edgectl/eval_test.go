@@ -357,6 +357,10 @@ func TestEvaluateDeploy(t *testing.T) {
 		{"not taken yet", `{"$version":4,"lastDesiredVersion":6,"lastDesiredStatus":{"code":200}}`, phaseWaiting, 0, 0, "it runs version 6"},
 		{"stale rejection before the deploy", `{"$version":5,"lastDesiredVersion":6,"lastDesiredStatus":{"code":400,"description":"old"}}`, phaseWaiting, 0, 0, "waiting"},
 		{"rejected after the deploy", `{"$version":9,"lastDesiredVersion":6,"lastDesiredStatus":{"code":400,"description":"modules.x: bad"}}`, phaseFailed, 0, 0, "rejected the deployment (400): modules.x: bad"},
+		{"older document's rejection reported after the deploy", `{"$version":9,"lastDesiredStatus":{"code":417,"description":"empty","rejectedVersion":1}}`, phaseWaiting, 0, 0, "waiting for the agent to take version 7"},
+		{"this document rejected, named by the agent", `{"$version":5,"lastDesiredVersion":6,"lastDesiredStatus":{"code":400,"description":"bad","rejectedVersion":7}}`, phaseFailed, 0, 0, "rejected the deployment (400): bad"},
+		{"a later document rejected after this one applied", `{"$version":9,"lastDesiredVersion":7,"lastDesiredStatus":{"code":400,"description":"newer","rejectedVersion":8},` +
+			mods(run("hub:1"), run("sensor:2"), `{"runtimeStatus":"stopped","settings":{"image":"spare:1"}}`) + `}`, phaseSucceeded, 3, 0, "every module"},
 		{"schema rejected on the version", `{"$version":9,"lastDesiredVersion":7,"lastDesiredStatus":{"code":412,"description":"schema"}}`, phaseFailed, 0, 0, "412"},
 		{"agent shutting down", `{"$version":9,"lastDesiredVersion":7,"lastDesiredStatus":{"code":406}}`, phaseWaiting, 0, 0, "406"},
 		{"downloading", `{"$version":9,"lastDesiredVersion":7,"lastDesiredStatus":{"code":200},` +

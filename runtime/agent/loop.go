@@ -276,12 +276,18 @@ func (a *Agent) reconcile(parent context.Context) time.Time {
 func (a *Agent) fail(cfg *deployment.AgentConfig, err error, states []ModuleState, now time.Time) {
 	a.log.Error("reconcile failed", "err", a.redactErr(err))
 	if a.parseErr != nil {
-		a.status = LastStatus{Code: deployment.StatusCode(a.parseErr), Description: deployment.Description(a.parseErr)}
+		a.status = a.rejection()
 	} else {
 		a.status = LastStatus{Code: deployment.CodeFailed, Description: a.errorText(err)}
 	}
 	d := Desired{Config: cfg, Backoff: a.opts.Backoff, BootTime: a.opts.BootTime}
 	a.publish(Report(d, states, a.status, a.opts.Info, now))
+}
+
+// rejection is lastDesiredStatus for the latest desired document, which
+// parseErr rejected.
+func (a *Agent) rejection() LastStatus {
+	return LastStatus{Code: deployment.StatusCode(a.parseErr), Description: deployment.Description(a.parseErr), RejectedVersion: a.parsed}
 }
 
 // updateConfig parses the twin's desired document when its version
@@ -408,7 +414,7 @@ func (a *Agent) saveRecords() {
 func (a *Agent) setStatus(d Desired, applyErr error, problems []string) {
 	switch {
 	case a.parseErr != nil:
-		a.status = LastStatus{Code: deployment.StatusCode(a.parseErr), Description: deployment.Description(a.parseErr)}
+		a.status = a.rejection()
 		return
 	case d.Config == nil:
 		// No deployment yet, and none saved: nothing is running on our behalf.

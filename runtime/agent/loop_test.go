@@ -151,6 +151,9 @@ func TestRun_InvalidDeploymentKeepsModules(t *testing.T) {
 			if v := fmt.Sprint(rep["lastDesiredVersion"]); v != "2" {
 				t.Errorf("lastDesiredVersion = %s, want the last valid one, 2", v)
 			}
+			if st, _ := rep["lastDesiredStatus"].(map[string]any); fmt.Sprint(st["rejectedVersion"]) != "3" {
+				t.Errorf("lastDesiredStatus.rejectedVersion = %v, want the rejected document's, 3", st["rejectedVersion"])
+			}
 			// A few more reconciles, then nothing may have been touched.
 			n := len(h.rt.Calls())
 			waitFor(t, "more reconciles", func() bool { return len(h.rt.Calls()) >= n+3 })

@@ -146,9 +146,17 @@ func truncate(s string, n int) string {
 
 // LastStatus is lastDesiredStatus: the outcome of the last deployment
 // (deployment.StatusCode and deployment.Description of its error).
+//
+// RejectedVersion is the $version of the desired properties a 400, 412 or
+// 417 rejected (0 otherwise), reported as lastDesiredStatus.rejectedVersion.
+// lastDesiredVersion keeps the version that runs, as Azure's agent does, so
+// without it a tool cannot tell a rejection of what it just deployed from
+// one of an older document reported a moment later (Azure's own "deployment
+// is invalid" recipe compares lastDesiredVersion and gets this wrong).
 type LastStatus struct {
-	Code        int
-	Description string
+	Code            int
+	Description     string
+	RejectedVersion int64
 }
 
 // AgentInfo describes the agent and its platform for the reported
@@ -196,6 +204,9 @@ func ReportDownloads(d Desired, states []ModuleState, downloads map[string]int, 
 	lastStatus := map[string]any{"code": last.Code}
 	if last.Description != "" {
 		lastStatus["description"] = truncate(cfg.RedactText(last.Description), maxDescription)
+	}
+	if last.RejectedVersion != 0 {
+		lastStatus["rejectedVersion"] = last.RejectedVersion
 	}
 	out := map[string]any{
 		"schemaVersion":     ReportSchemaVersion,
