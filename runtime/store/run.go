@@ -100,7 +100,7 @@ func (s *Store) loop(ctx context.Context) {
 				sweepNow = ready
 			}
 		}
-		batch = s.gather(batch[:0], first, window)
+		batch = s.gather(ctx, batch[:0], first, window)
 		if s.cycle(batch, false) {
 			backoff = 0
 		} else {
@@ -138,8 +138,9 @@ func (s *Store) wake() {
 // queued; if first is an append it then waits at most BatchDelay for more, up to the
 // target of waitTarget: the writers the last commit released have come back. A lone
 // writer thus never waits, and many writers fill each transaction without paying the
-// whole window.
-func (s *Store) gather(batch []*op, first *op, window *time.Timer) []*op {
+// whole window. Close and the end of ctx cut the wait short: what was gathered is
+// committed, then Run stops.
+func (s *Store) gather(ctx context.Context, batch []*op, first *op, window *time.Timer) []*op {
 	appends := 0
 	add := func(o *op) {
 		if o.claim() {
@@ -172,6 +173,10 @@ drain:
 		case o := <-s.ops:
 			add(o)
 		case <-window.C:
+			return batch
+		case <-s.quit:
+			return batch
+		case <-ctx.Done():
 			return batch
 		}
 	}
