@@ -215,6 +215,10 @@ func TestRun_PullFailureReports500AndRetries(t *testing.T) {
 	}
 	h.clock.Advance(agent.RetryDelay(1) + time.Second)
 	waitFor(t, "a second pull", func() bool { return pulls() == 2 })
+	// Later reconciles mean the one that pulled has finished and recorded the failure
+	// (at the clock's current time): the back-off below counts from it.
+	n = len(h.rt.Calls())
+	waitFor(t, "more reconciles", func() bool { return len(h.rt.Calls()) >= n+3 })
 	if c, _ := lastStatus(h.twin.Reported()); c != "500" {
 		t.Errorf("status %s after the second failure, want 500", c)
 	}
