@@ -141,7 +141,6 @@ func evaluateDeploy(want []expectedModule, version, base int64, rep agentReport)
 	rejected := rep.Code == deployment.CodeInvalid || rep.Code == deployment.CodeSchemaVersion || rep.Code == deployment.CodeEmpty
 	if rejected && rep.RejectedVersion != 0 && rep.RejectedVersion != version {
 		rejected = false // an older document's: this one is not judged yet
-		rep.Code = 0
 	}
 	if rep.LastDesiredVersion != version {
 		if rejected && (rep.RejectedVersion == version || rep.Version > base) {
