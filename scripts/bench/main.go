@@ -93,6 +93,7 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	fs.IntVar(&o.Runs, "runs", 0, "runs per case (BENCH_RUNS; default 5, 1 with -quick)")
 	scen := fs.String("scenarios", getenv("BENCH_SCENARIOS"), "comma-separated scenarios to run (BENCH_SCENARIOS; default all)")
 	fs.StringVar(&o.Profile, "profile", envOr(getenv, "BENCH_PROFILE", "auto"), "profile the hub: auto (when the durable target is missed), always or never (BENCH_PROFILE)")
+	fs.IntVar(&o.ProfilePublishers, "profile-publishers", 16, "publishers of the profiled 1 KB throughput case")
 	fs.StringVar(&o.Hub, "hub", "bin/edgehub", "the edgehub binary")
 	hubArgs := fs.String("hub-args", "", "extra arguments for the hub binary, space-separated (experiments: -hub .outpost/bin/profhub -hub-args '--store-nosync')")
 	fs.StringVar(&o.ProfHub, "profhub", ".outpost/bin/profhub", "the profiling build of the hub (go build ./scripts/bench/profhub); built when missing")
@@ -125,6 +126,9 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	}
 	if o.Runs < 1 {
 		return o, fmt.Errorf("-runs %d: want at least 1", o.Runs)
+	}
+	if o.ProfilePublishers < 1 {
+		return o, fmt.Errorf("-profile-publishers %d: want at least 1", o.ProfilePublishers)
 	}
 	if !slices.Contains([]string{"auto", "always", "never"}, o.Profile) {
 		return o, fmt.Errorf("-profile %q: want auto, always or never", o.Profile)

@@ -26,11 +26,9 @@ func profileScenario() scenario {
 	}
 }
 
-// The profiled case: the largest durable case of the throughput scenario.
-const (
-	profileSize       = 1024
-	profilePublishers = 16
-)
+// profileSize is the payload of the profiled case: 1 KB, with settings.ProfilePublishers
+// publishers (default 16, the largest durable case of the throughput scenario).
+const profileSize = 1024
 
 func runProfileScenario(ctx context.Context, s *settings, done []*section) (*section, error) {
 	missed := durableMissed(done)
@@ -58,9 +56,9 @@ func runProfileScenario(ctx context.Context, s *settings, done []*section) (*sec
 		return []string{"--cpuprofile", cpu, "--blockprofile", block}
 	})
 	count := pick(s, 60000, 10000)
-	run, err := once(ctx, s, kind, profilePublishers, pick(s, 3*time.Minute, time.Minute),
+	run, err := once(ctx, s, kind, s.ProfilePublishers, pick(s, 3*time.Minute, time.Minute),
 		func(ctx context.Context, b *broker) (throughputRun, error) {
-			return measureThroughput(ctx, b, profilePublishers, profileSize, count, throughputWindow)
+			return measureThroughput(ctx, b, s.ProfilePublishers, profileSize, count, throughputWindow)
 		})
 	if err != nil {
 		return sec, err
@@ -73,9 +71,9 @@ func runProfileScenario(ctx context.Context, s *settings, done []*section) (*sec
 		"listener only) that writes a CPU profile and a block profile (blocking events ≥ 10 µs) of its whole life; "+
 		"it took the %s, %d-publisher case with %s messages: %s msg/s delivered, %s msg/s PUBACKed, hub CPU %.0f%% "+
 		"of one core (profiling costs a little). The profiles are kept in `%s` (`go tool pprof %s %s`).",
-		why, sizeLabel(profileSize), profilePublishers, thousands(float64(count)), thousands(run.Delivered),
+		why, sizeLabel(profileSize), s.ProfilePublishers, thousands(float64(count)), thousands(run.Delivered),
 		thousands(run.Acked), run.CPU.Broker, relPath(s.Repo, dir), relPath(s.Repo, bin), relPath(s.Repo, cpu))
-	if facts, err := blockFacts(ctx, s, bin, cpu, block, profilePublishers); err != nil {
+	if facts, err := blockFacts(ctx, s, bin, cpu, block, s.ProfilePublishers); err != nil {
 		sec.Notes = append(sec.Notes, "Reading the block profile failed: "+oneLine(err))
 	} else {
 		sec.Intro += " " + facts

@@ -21,6 +21,8 @@ type settings struct {
 	BinDir    string   // the agent scenarios' binaries (make build's bin/); the agent's --image-dir too
 	Go        string   // the go command
 	Profile   string   // "auto" (when the durable target is missed), "always" or "never"
+	// ProfilePublishers is the publisher count of the profiled throughput case (default 16).
+	ProfilePublishers int
 	// QuietWait bounds how long each run waits for the machine to be quiet (see waitQuiet);
 	// 0 disables the wait.
 	QuietWait time.Duration
