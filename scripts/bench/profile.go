@@ -15,7 +15,7 @@ import (
 
 // profileScenario profiles the hub under the durable throughput load when the durable
 // target was missed (or always, or never, per settings.Profile): it builds profhub (the
-// hub with a CPU and block profile, scripts/bench/profhub), runs the 1 KB, 16-publisher
+// hub with CPU, block and allocation profiles, scripts/bench/profhub), runs the 1 KB, 16-publisher
 // case once against it, and quotes `go tool pprof -top`.
 func profileScenario() scenario {
 	return scenario{
@@ -51,9 +51,9 @@ func runProfileScenario(ctx context.Context, s *settings, done []*section) (*sec
 			return sec, fmt.Errorf("building profhub: %w\n%s", err, out)
 		}
 	}
-	cpu, block := filepath.Join(dir, "cpu.prof"), filepath.Join(dir, "block.prof")
+	cpu, block, allocs := filepath.Join(dir, "cpu.prof"), filepath.Join(dir, "block.prof"), filepath.Join(dir, "allocs.prof")
 	kind := hubKind("Outpost hub (profhub)", bin, func(string) []string {
-		return []string{"--cpuprofile", cpu, "--blockprofile", block}
+		return []string{"--cpuprofile", cpu, "--blockprofile", block, "--allocprofile", allocs}
 	})
 	count := pick(s, 60000, 10000)
 	run, err := once(ctx, s, kind, s.ProfilePublishers, pick(s, 3*time.Minute, time.Minute),
@@ -68,7 +68,7 @@ func runProfileScenario(ctx context.Context, s *settings, done []*section) (*sec
 		why = "profiling was asked for (BENCH_PROFILE=always)"
 	}
 	sec.Intro = fmt.Sprintf("Run because %s. `scripts/bench/profhub` is the hub wired as cmd/edgehub wires it (plain "+
-		"listener only) that writes a CPU profile and a block profile (blocking events ≥ 10 µs) of its whole life; "+
+		"listener only) that writes a CPU profile, a block profile (blocking events ≥ 10 µs) and an allocation profile of its whole life; "+
 		"it took the %s, %d-publisher case with %s messages: %s msg/s delivered, %s msg/s PUBACKed, hub CPU %.0f%% "+
 		"of one core (profiling costs a little). The profiles are kept in `%s` (`go tool pprof %s %s`).",
 		why, sizeLabel(profileSize), s.ProfilePublishers, thousands(float64(count)), thousands(run.Delivered),
@@ -85,6 +85,7 @@ func runProfileScenario(ctx context.Context, s *settings, done []*section) (*sec
 		{"CPU, by own time (flat)", cpu, []string{"-top", "-nodecount=20"}},
 		{"CPU, by cumulative time", cpu, []string{"-top", "-cum", "-nodecount=30"}},
 		{"blocking (channel, select, mutex waits ≥ 10 µs), by cumulative time", block, []string{"-top", "-cum", "-nodecount=25"}},
+		{"bytes allocated over the run, by own allocations", allocs, []string{"-top", "-sample_index=alloc_space", "-nodecount=20"}},
 	} {
 		args := append([]string{"tool", "pprof"}, q.args...)
 		args = append(args, bin, q.file)

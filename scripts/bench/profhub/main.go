@@ -41,7 +41,7 @@ import (
 
 type config struct {
 	iotHub, device, dataDir, plainAddr, configFile string
-	cpuProfile, blockProfile                       string
+	cpuProfile, blockProfile, allocProfile         string
 	batchDelay, sweepInterval                      time.Duration
 	noSync                                         bool
 }
@@ -56,6 +56,7 @@ func main() {
 	fs.StringVar(&c.configFile, "config", "", "edgehub --config file: routes and identities (required)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.StringVar(&c.blockProfile, "blockprofile", "", "write a block profile (blocking events of 10 µs and more) to this file")
+	fs.StringVar(&c.allocProfile, "allocprofile", "", "write a heap profile (allocations over the whole run, and what is in use at the end) to this file")
 	fs.DurationVar(&c.batchDelay, "store-batch-delay", 0, "store.Options.BatchDelay (0: the store's default)")
 	fs.DurationVar(&c.sweepInterval, "store-sweep-interval", 0, "store.Options.SweepInterval (0: the store's default)")
 	fs.BoolVar(&c.noSync, "store-nosync", false, "store.Options.NoSync: no fsync (experiments only)")
@@ -163,7 +164,7 @@ func startProfiles(c config) (func() error, error) {
 		runtime.SetBlockProfileRate(int(blockRate))
 	}
 	if c.cpuProfile == "" {
-		return func() error { return writeBlock(c) }, nil
+		return func() error { return writeEndProfiles(c) }, nil
 	}
 	f, err := os.Create(c.cpuProfile)
 	if err != nil {
@@ -175,15 +176,20 @@ func startProfiles(c config) (func() error, error) {
 	}
 	return func() error {
 		pprof.StopCPUProfile()
-		return errors.Join(f.Close(), writeBlock(c))
+		return errors.Join(f.Close(), writeEndProfiles(c))
 	}, nil
 }
 
-func writeBlock(c config) error {
-	if c.blockProfile == "" {
-		return nil
+// writeEndProfiles writes the profiles taken at the end of the run: block and allocations.
+func writeEndProfiles(c config) error {
+	var errs []error
+	if c.blockProfile != "" {
+		errs = append(errs, writeProfile("block", c.blockProfile))
 	}
-	return writeProfile("block", c.blockProfile)
+	if c.allocProfile != "" {
+		errs = append(errs, writeProfile("allocs", c.allocProfile))
+	}
+	return errors.Join(errs...)
 }
 
 func writeProfile(name, path string) error {
