@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -37,6 +38,12 @@ type pubacks struct {
 	s     *Server
 	cl    *mqtt.Client
 	slots chan struct{} // one per entry: Options.IngestWindow
+	// ctx is the connection's appends' context: it ends with the hub, when the watchdog
+	// finds the oldest pending publish uncommitted after Options.StoreTimeout (the store
+	// then abandons every append of the connection it has not started to commit), and
+	// after close.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
 
 	mu      sync.Mutex
 	changed sync.Cond   // on mu: an entry was popped, or failed was set
@@ -44,24 +51,67 @@ type pubacks struct {
 	writing bool        // flush runs
 	buf     []byte      // flush's encoded PUBACKs
 	failed  bool        // a publish was refused: nothing more is acknowledged
+	// watchdog fires at the oldest pending publish's deadline (see watch); armed while
+	// publishes are pending.
+	watchdog *time.Timer
+	armed    bool
 }
 
 // inflight is one publish that awaits its commit (or only its turn, when it was stored
 // nowhere: unrouted).
 type inflight struct {
-	id      uint16
-	qos     byte
-	stored  bool // appended to the store: counted in Stats.Stored once committed
-	done    bool
-	err     error
-	cancel  context.CancelFunc // the append's StoreTimeout
-	settled chan struct{}      // QoS 0 only: closed once its outcome (err) is final
+	id       uint16
+	qos      byte
+	stored   bool // appended to the store: counted in Stats.Stored once committed
+	done     bool
+	err      error
+	deadline time.Time     // received + Options.StoreTimeout
+	settled  chan struct{} // QoS 0 only: closed once its outcome (err) is final
 }
 
 func newPubacks(s *Server, cl *mqtt.Client) *pubacks {
 	q := &pubacks{s: s, cl: cl, slots: make(chan struct{}, s.opts.IngestWindow)}
+	q.ctx, q.cancel = context.WithCancelCause(s.baseContext())
 	q.changed.L = &q.mu
 	return q
+}
+
+// errStoreTimeout ends a connection's appends when its oldest pending publish was not
+// committed within Options.StoreTimeout.
+var errStoreTimeout = fmt.Errorf("no commit within the store timeout: %w", context.DeadlineExceeded)
+
+// watch is the watchdog: it ends the connection's appends once the oldest publish still
+// awaiting its commit has passed its deadline, and otherwise sets itself for that
+// deadline. One timer per connection, reset about once per StoreTimeout under load,
+// instead of a timer and a context per publish.
+func (q *pubacks) watch() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.armed = false
+	for _, p := range q.queue {
+		if p.done {
+			continue
+		}
+		if d := time.Until(p.deadline); d > 0 {
+			q.arm(d)
+			return
+		}
+		q.cancel(errStoreTimeout)
+		return
+	}
+}
+
+// arm sets the watchdog to fire in d unless it is set already. On mu.
+func (q *pubacks) arm(d time.Duration) {
+	if q.armed {
+		return
+	}
+	q.armed = true
+	if q.watchdog == nil {
+		q.watchdog = time.AfterFunc(d, q.watch)
+		return
+	}
+	q.watchdog.Reset(d)
 }
 
 // idle reports whether a PUBACK written now, by mochi in the read goroutine, is in order:
@@ -104,9 +154,9 @@ func (q *pubacks) add(ctx context.Context, pk packets.Packet, stored bool) (*inf
 	select {
 	case q.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %w", ErrStoreUnavailable, ctx.Err())
+		return nil, fmt.Errorf("%w: %w", ErrStoreUnavailable, context.Cause(ctx))
 	}
-	p := &inflight{id: pk.PacketID, qos: pk.FixedHeader.Qos, stored: stored}
+	p := &inflight{id: pk.PacketID, qos: pk.FixedHeader.Qos, stored: stored, deadline: time.Now().Add(q.s.opts.StoreTimeout)}
 	if p.qos == 0 {
 		p.settled = make(chan struct{})
 	}
@@ -117,6 +167,7 @@ func (q *pubacks) add(ctx context.Context, pk packets.Packet, stored bool) (*inf
 		return nil, errNotAcknowledged
 	}
 	q.queue = append(q.queue, p)
+	q.arm(q.s.opts.StoreTimeout)
 	return p, nil
 }
 
@@ -125,19 +176,16 @@ func (q *pubacks) add(ctx context.Context, pk packets.Packet, stored bool) (*inf
 // goroutine only.
 func (q *pubacks) append(pk packets.Packet, body []byte, targets []store.Target) error {
 	s := q.s
-	base := s.baseContext()
-	p, err := q.add(base, pk, true)
+	p, err := q.add(q.ctx, pk, true)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(base, s.opts.StoreTimeout)
-	p.cancel = cancel
 	if as, ok := s.deps.Store.(AsyncAppender); ok {
-		if err := as.AppendAsync(ctx, body, targets, func(err error) { q.complete(p, err) }); err != nil {
+		if err := as.AppendAsync(q.ctx, body, targets, func(err error) { q.complete(p, err) }); err != nil {
 			q.complete(p, err)
 		}
 	} else {
-		q.complete(p, s.deps.Store.Append(ctx, body, targets))
+		q.complete(p, s.deps.Store.Append(q.ctx, body, targets))
 	}
 	return p.wait()
 }
@@ -145,7 +193,7 @@ func (q *pubacks) append(pk packets.Packet, body []byte, targets []store.Target)
 // skip queues the PUBACK of a publish that needs no commit (matched no route) behind the
 // pending ones. Read goroutine only.
 func (q *pubacks) skip(pk packets.Packet) error {
-	p, err := q.add(q.s.baseContext(), pk, false)
+	p, err := q.add(q.ctx, pk, false)
 	if err != nil {
 		return err
 	}
@@ -169,9 +217,6 @@ func (p *inflight) wait() error {
 // complete records p's outcome and starts flush if p made the head of the queue done. It
 // runs on the store's committer goroutine, so it never blocks.
 func (q *pubacks) complete(p *inflight, err error) {
-	if p.cancel != nil {
-		p.cancel()
-	}
 	q.mu.Lock()
 	p.done, p.err = true, err
 	start := !q.writing && len(q.queue) > 0 && q.queue[0].done
@@ -283,4 +328,8 @@ func (q *pubacks) close() {
 	for len(q.queue) > 0 || q.writing {
 		q.changed.Wait()
 	}
+	if q.watchdog != nil {
+		q.watchdog.Stop()
+	}
+	q.cancel(nil)
 }

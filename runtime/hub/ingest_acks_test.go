@@ -24,6 +24,10 @@ type gateStore struct {
 	mu      sync.Mutex
 	held    []*heldAppend // arrival order
 	arrived chan struct{} // one value per append
+	// stallFrom, when set, is the first append (1-based, counting all) that the gate
+	// never commits: it and every later one end as the store ends an append it has not
+	// started, when their ctx ends, with its cause.
+	stallFrom, appends int
 }
 
 type heldAppend struct {
@@ -37,6 +41,14 @@ func newGateStore(s *store.Store) *gateStore {
 }
 
 func (g *gateStore) AppendAsync(ctx context.Context, body []byte, targets []store.Target, done func(error)) error {
+	g.mu.Lock()
+	g.appends++
+	stall := g.stallFrom > 0 && g.appends >= g.stallFrom
+	g.mu.Unlock()
+	if stall {
+		context.AfterFunc(ctx, func() { done(fmt.Errorf("append: %w", context.Cause(ctx))) })
+		return nil
+	}
 	h := &heldAppend{done: done, result: make(chan error, 1)}
 	if err := g.Store.AppendAsync(ctx, body, targets, func(err error) { h.result <- err }); err != nil {
 		return err
@@ -309,5 +321,47 @@ func TestIngest_DisconnectAfterPipelinedPublishes(t *testing.T) {
 	c.write([]byte{0xe0, 0x00}) // DISCONNECT
 	if got := c.pubacks(50); !slices.Equal(got, ids(1, 50)) {
 		t.Fatalf("PUBACKs %v", got)
+	}
+}
+
+// TestIngest_StoreTimeoutCountsFromEachPublish: the store timeout runs from each publish:
+// a publish still pending when an earlier one's timeout would have passed, and one sent
+// after a pause longer than the timeout, are acknowledged when committed within their
+// own; one the store never commits is refused once its own timeout has passed, not
+// before, and the connection closed.
+func TestIngest_StoreTimeoutCountsFromEachPublish(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	var g *gateStore
+	e := newEnv(t, withRoutes(map[string]string{"aToB": routeAllToB}), withGate(&g),
+		withOptions(func(o *hub.Options) { o.StoreTimeout = timeout }))
+	g.mu.Lock()
+	g.stallFrom = 4
+	g.mu.Unlock()
+	c := secConnectRaw(t, e, modA)
+	topic := rawTopic("modA", "out1")
+	commitAfter := func(id uint16, wait time.Duration) {
+		t.Helper()
+		c.publishAll(topic, id, 1)
+		g.waitHeld(t, int(id))
+		time.Sleep(wait)
+		g.release(t, int(id)-1, nil)
+		if got := c.pubacks(1); !slices.Equal(got, []uint16{id}) {
+			t.Fatalf("PUBACKs %v, want [%d]", got, id)
+		}
+	}
+
+	commitAfter(1, timeout*2/3)
+	commitAfter(2, timeout*2/3) // pending when publish 1's timeout passes
+	time.Sleep(timeout * 4 / 3) // the timeout of publish 2 passes with nothing pending
+	commitAfter(3, timeout*2/3)
+
+	sent := time.Now()
+	c.publishAll(topic, 4, 1) // never committed
+	c.expectClosed()
+	if waited := time.Since(sent); waited < timeout {
+		t.Errorf("refused after %v, before the store timeout of %v", waited, timeout)
+	}
+	if st := e.hub.Stats(); st.RefusedStoreError != 1 {
+		t.Errorf("Stats.RefusedStoreError = %d, want 1", st.RefusedStoreError)
 	}
 }

@@ -143,7 +143,7 @@ func (s *Store) AppendAsync(ctx context.Context, body []byte, targets []Target, 
 		o.stopWatch = context.AfterFunc(ctx, func() {
 			if o.abandon() {
 				o.body, o.targets = nil, nil
-				done(fmt.Errorf("append: %w", ctx.Err()))
+				done(fmt.Errorf("append: %w", context.Cause(ctx)))
 			}
 		})
 	}
@@ -268,7 +268,7 @@ func (s *Store) enqueue(ctx context.Context, o *op) error {
 	case <-s.stopping:
 		return ErrClosed
 	case <-ctx.Done():
-		return ctx.Err()
+		return context.Cause(ctx)
 	}
 	select {
 	case <-s.stopped:
