@@ -2,6 +2,7 @@ package hub
 
 import (
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -146,7 +147,7 @@ func (s *Server) ingest(cl *mqtt.Client, pk packets.Packet, q *pubacks) (ackNow 
 		return false, fmt.Errorf("%w: message of %d bytes, the limit is %d", ErrRefused, size, s.opts.MaxLocalMessageSize)
 	}
 	rt := s.routing.Load()
-	targets := rt.table.Evaluate(routeMessage(&e))
+	targets := rt.table.Evaluate(routeMessage(&e, &q.routing))
 	if len(targets) == 0 {
 		s.stats.unrouted.Add(1)
 		s.log.Debug("message matched no route, dropped", "client_id", cl.ID)
@@ -211,12 +212,17 @@ func stamp(e *envelope, retain bool) {
 	}
 }
 
-// routeMessage builds what the routes see: the source (/messages/ for a device,
-// /messages/modules/{m}[/outputs/{o}]/ for a module), the body, the application
-// properties, and the system properties under their routing names plus enqueuedTime.
-func routeMessage(e *envelope) *route.Message {
+// routeMessage builds what the routes see into rm, reusing its System map: the source
+// (/messages/ for a device, /messages/modules/{m}[/outputs/{o}]/ for a module), the body,
+// the application properties, and the system properties under their routing names plus
+// enqueuedTime.
+func routeMessage(e *envelope, rm *route.Message) *route.Message {
 	m := e.Message
-	sys := make(map[string]string, len(m.System)+1)
+	sys := rm.System
+	if sys == nil {
+		sys = make(map[string]string, len(m.System)+1)
+	}
+	clear(sys)
 	for wire, v := range m.System {
 		if name, ok := iothub.RoutingName(wire); ok {
 			sys[name] = v
@@ -227,7 +233,8 @@ func routeMessage(e *envelope) *route.Message {
 	if e.Sender.ModuleID != "" {
 		source = route.ModuleSource(e.Sender.ModuleID, m.System[iothub.SysOutputName])
 	}
-	return &route.Message{Source: source, Body: m.Body, App: m.Properties, System: sys}
+	*rm = route.Message{Source: source, Body: m.Body, App: m.Properties, System: sys}
+	return rm
 }
 
 // newMessageID returns a random version 4 UUID in its usual text form.
@@ -236,5 +243,15 @@ func newMessageID() string {
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:16])
+	return string(s[:])
 }

@@ -10,6 +10,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/outpost-edge/outpost/runtime/route"
 	"github.com/outpost-edge/outpost/runtime/store"
 )
 
@@ -44,6 +45,8 @@ type pubacks struct {
 	// after close.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	// routing is the read goroutine's scratch for what the routes see (routeMessage).
+	routing route.Message
 
 	mu      sync.Mutex
 	changed sync.Cond   // on mu: an entry was popped, or failed was set

@@ -256,13 +256,13 @@ var forwardedSystem = map[string]bool{
 
 // inputTopic builds devices/{edge}/modules/{m}/inputs/{input}/{bag} for a stored message:
 // every application property and the forwarded system properties, $.cdid (and $.cmid for a
-// module sender) always among them since ingest stamped them.
+// module sender) always among them since ingest stamped them. It deletes the other system
+// properties from m.System: the caller's copy, decoded for this delivery.
 func inputTopic(edge string, ep route.Endpoint, m iothub.Message) iothub.Topic {
-	out := iothub.Message{Properties: m.Properties, System: make(map[string]string, len(m.System))}
-	for k, v := range m.System {
-		if forwardedSystem[k] {
-			out.System[k] = v
+	for k := range m.System {
+		if !forwardedSystem[k] {
+			delete(m.System, k)
 		}
 	}
-	return iothub.Topic{Kind: iothub.KindInput, DeviceID: edge, ModuleID: ep.Module, Input: ep.Input, Bag: out.Bag()}
+	return iothub.Topic{Kind: iothub.KindInput, DeviceID: edge, ModuleID: ep.Module, Input: ep.Input, Bag: m.Bag()}
 }

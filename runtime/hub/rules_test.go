@@ -2,6 +2,7 @@ package hub
 
 import (
 	"math/rand/v2"
+	"regexp"
 	"testing"
 	"time"
 
@@ -197,7 +198,8 @@ func TestStamp(t *testing.T) {
 			}
 		})
 	}
-	if a, b := newMessageID(), newMessageID(); a == b || len(a) != 36 || a[14] != '4' {
+	uuid4 := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	if a, b := newMessageID(), newMessageID(); a == b || !uuid4.MatchString(a) || !uuid4.MatchString(b) {
 		t.Fatalf("message ids %q, %q: want distinct version 4 UUIDs", a, b)
 	}
 }

@@ -51,6 +51,16 @@ var systemOrder = []string{
 	SysSchema, SysInterfaceID, SysComponent, SysDiagID, SysDiagContext, SysAck, SysOperation,
 }
 
+// systemKnown holds systemOrder's names, and systemWire their wire keys (systemWireKey).
+var systemKnown, systemWire = func() (map[string]bool, map[string]string) {
+	known, wire := make(map[string]bool, len(systemOrder)), make(map[string]string, len(systemOrder))
+	for _, name := range systemOrder {
+		known[name] = true
+		wire[name] = systemWireKey(name)
+	}
+	return known, wire
+}()
+
 // routingNames maps wire names to the names the routing query language uses (the
 // $-properties of edgeHub's SystemProperties).
 var routingNames = map[string]string{
@@ -123,33 +133,33 @@ func MessageFromBag(body []byte, b Bag) Message {
 // as system, as IoT Hub does.
 func (m Message) Bag() Bag {
 	b := make(Bag, 0, len(m.System)+len(m.Properties))
-	seen := make(map[string]bool, len(systemOrder))
-	for _, name := range systemOrder {
-		seen[name] = true
-		if v, ok := m.System[name]; ok {
-			b = append(b, Property{Key: systemWireKey(name), Value: v})
+	unknown := false
+	if len(m.System) > 0 {
+		for _, name := range systemOrder {
+			if v, ok := m.System[name]; ok {
+				b = append(b, Property{Key: systemWire[name], Value: v})
+			}
 		}
+		unknown = len(b) < len(m.System)
 	}
-	var unknown []string
-	for name := range m.System {
-		if !seen[name] {
-			unknown = append(unknown, name)
+	if unknown {
+		from := len(b)
+		for name, v := range m.System {
+			if !systemKnown[name] {
+				b = append(b, Property{Key: systemWireKey(name), Value: v})
+			}
 		}
+		slices.SortFunc(b[from:], byKey)
 	}
-	slices.Sort(unknown)
-	for _, name := range unknown {
-		b = append(b, Property{Key: systemWireKey(name), Value: m.System[name]})
+	from := len(b)
+	for k, v := range m.Properties {
+		b = append(b, Property{Key: k, Value: v})
 	}
-	keys := make([]string, 0, len(m.Properties))
-	for k := range m.Properties {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		b = append(b, Property{Key: k, Value: m.Properties[k]})
-	}
+	slices.SortFunc(b[from:], byKey)
 	return b
 }
+
+func byKey(a, b Property) int { return strings.Compare(a.Key, b.Key) }
 
 func systemWireKey(name string) string {
 	if name == SysAck || name == SysOperation {
