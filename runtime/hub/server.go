@@ -34,11 +34,6 @@ const (
 	// sysTopicInterval: mochi publishes $SYS statistics every interval to subscribers;
 	// no client may subscribe to them here, so do it rarely.
 	sysTopicInterval = 3600
-	// clientReadBuffer is each connection's read buffer. mochi's 2 KB holds one 1 KB
-	// PUBLISH, so a client streaming them cost a read system call per message; 16 KB
-	// takes a window of pipelined publishes in a few reads. An idle connection touches
-	// only the start of it: the buffer refills from its start once consumed.
-	clientReadBuffer = 16 << 10
 )
 
 // Server is the edge hub's MQTT side: a mochi broker speaking IoT Hub's device/module
@@ -110,10 +105,9 @@ func New(opts Options, deps Deps) (*Server, error) {
 	caps.MaximumSessionExpiryInterval = uint32(sessionExpiry / time.Second)
 	caps.SharedSubAvailable = 0
 	s.mochi = mqtt.New(&mqtt.Options{
-		Capabilities:            caps,
-		Logger:                  slog.New(mqttlog.Handler{Handler: o.Logger.Handler()}).With("broker", "mochi"),
-		SysTopicResendInterval:  sysTopicInterval,
-		ClientNetReadBufferSize: clientReadBuffer,
+		Capabilities:           caps,
+		Logger:                 slog.New(mqttlog.Handler{Handler: o.Logger.Handler()}).With("broker", "mochi"),
+		SysTopicResendInterval: sysTopicInterval,
 	})
 	s.delivery = newDeliverer(s.mochi)
 	s.pumps = newPumpSet(s)
