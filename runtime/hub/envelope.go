@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/outpost-edge/outpost/runtime/iothub"
@@ -35,6 +36,11 @@ type envelope struct {
 
 // encode returns the stored form of e.
 func (e *envelope) encode() []byte {
+	return e.appendTo(make([]byte, 0, e.encodedSize()))
+}
+
+// encodedSize is at least the length of e's stored form.
+func (e *envelope) encodedSize() int {
 	m := e.Message
 	n := 1 + binary.MaxVarintLen64 + len(m.Body) + 2*binary.MaxVarintLen64 +
 		len(e.Sender.DeviceID) + len(e.Sender.ModuleID) + 2*binary.MaxVarintLen64
@@ -44,7 +50,12 @@ func (e *envelope) encode() []byte {
 	for k, v := range m.Properties {
 		n += 2*binary.MaxVarintLen64 + len(k) + len(v)
 	}
-	b := make([]byte, 0, n)
+	return n
+}
+
+// appendTo appends the stored form of e to b.
+func (e *envelope) appendTo(b []byte) []byte {
+	m := e.Message
 	b = append(b, envelopeVersion)
 	b = binary.AppendVarint(b, e.Enqueued.UnixNano())
 	b = appendString(b, e.Sender.DeviceID)
@@ -52,6 +63,31 @@ func (e *envelope) encode() []byte {
 	b = appendMap(b, m.System)
 	b = appendMap(b, m.Properties)
 	return append(b, m.Body...)
+}
+
+// bodies recycles the buffers of encoded envelopes between ingest and the store: one is
+// taken for each message appended and given back once the store has committed (or
+// refused) it, when the store no longer reads it. Buffers above maxPooledBody are left
+// to the collector, so a burst of large messages does not stay in the pool.
+var bodies = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledBody = 64 << 10
+
+// encodePooled returns e's stored form in a buffer from bodies; give it back with
+// releaseBody once nothing reads it.
+func (e *envelope) encodePooled() *[]byte {
+	b := bodies.Get().(*[]byte)
+	if n := e.encodedSize(); cap(*b) < n {
+		*b = make([]byte, 0, n)
+	}
+	*b = e.appendTo((*b)[:0])
+	return b
+}
+
+func releaseBody(b *[]byte) {
+	if b != nil && cap(*b) <= maxPooledBody {
+		bodies.Put(b)
+	}
 }
 
 func appendString(b []byte, s string) []byte {

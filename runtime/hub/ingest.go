@@ -168,7 +168,7 @@ func (s *Server) ingest(cl *mqtt.Client, pk packets.Packet, q *pubacks) (ackNow 
 		// $upstream: the sender's own queue (upstream_lanes.go).
 		st[i] = store.Target{Queue: queueOf(tg.Endpoint, sender), Priority: tg.Priority, TTL: rt.ttl(tg.TTL)}
 	}
-	if err := s.submitted(cl, q.append(pk, e.encode(), st)); err != nil {
+	if err := s.submitted(cl, q.append(pk, e.encodePooled(), st)); err != nil {
 		return false, err
 	}
 	// The pumps may start before the commit: they wait for the store to signal the queue.

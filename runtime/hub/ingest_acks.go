@@ -174,21 +174,30 @@ func (q *pubacks) add(ctx context.Context, pk packets.Packet, stored bool) (*inf
 	return p, nil
 }
 
-// append submits a routed message and returns once the store has taken it (QoS 1) or has
-// committed it (QoS 0, which gets no PUBACK and keeps its synchronous store). Read
-// goroutine only.
-func (q *pubacks) append(pk packets.Packet, body []byte, targets []store.Target) error {
+// append submits a routed message, its stored form in a buffer of bodies, and returns
+// once the store has taken it (QoS 1) or has committed it (QoS 0, which gets no PUBACK and
+// keeps its synchronous store). The buffer goes back to bodies once the store is done
+// with it. Read goroutine only.
+func (q *pubacks) append(pk packets.Packet, body *[]byte, targets []store.Target) error {
 	s := q.s
 	p, err := q.add(q.ctx, pk, true)
 	if err != nil {
+		releaseBody(body)
 		return err
 	}
 	if as, ok := s.deps.Store.(AsyncAppender); ok {
-		if err := as.AppendAsync(q.ctx, body, targets, func(err error) { q.complete(p, err) }); err != nil {
+		err := as.AppendAsync(q.ctx, *body, targets, func(err error) {
+			releaseBody(body)
+			q.complete(p, err)
+		})
+		if err != nil {
+			releaseBody(body) // not taken: done is not called
 			q.complete(p, err)
 		}
 	} else {
-		q.complete(p, s.deps.Store.Append(q.ctx, body, targets))
+		err := s.deps.Store.Append(q.ctx, *body, targets)
+		releaseBody(body)
+		q.complete(p, err)
 	}
 	return p.wait()
 }

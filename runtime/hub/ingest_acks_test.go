@@ -330,7 +330,7 @@ func TestIngest_DisconnectAfterPipelinedPublishes(t *testing.T) {
 // own; one the store never commits is refused once its own timeout has passed, not
 // before, and the connection closed.
 func TestIngest_StoreTimeoutCountsFromEachPublish(t *testing.T) {
-	const timeout = 300 * time.Millisecond
+	const timeout = 900 * time.Millisecond // each commit below comes timeout/3 before its deadline
 	var g *gateStore
 	e := newEnv(t, withRoutes(map[string]string{"aToB": routeAllToB}), withGate(&g),
 		withOptions(func(o *hub.Options) { o.StoreTimeout = timeout }))
@@ -341,9 +341,10 @@ func TestIngest_StoreTimeoutCountsFromEachPublish(t *testing.T) {
 	topic := rawTopic("modA", "out1")
 	commitAfter := func(id uint16, wait time.Duration) {
 		t.Helper()
+		sent := time.Now()
 		c.publishAll(topic, id, 1)
 		g.waitHeld(t, int(id))
-		time.Sleep(wait)
+		time.Sleep(time.Until(sent.Add(wait)))
 		g.release(t, int(id)-1, nil)
 		if got := c.pubacks(1); !slices.Equal(got, []uint16{id}) {
 			t.Fatalf("PUBACKs %v, want [%d]", got, id)
