@@ -101,7 +101,7 @@ func (s *Store) Read(queue string, max int) ([]Item, error) {
 		if qb == nil {
 			return nil
 		}
-		bodies := tx.Bucket(bucketBodies)
+		bodies := tx.Bucket(bucketBodies).Cursor() // one cursor for every body: Get makes one per call
 		skips := maxSkip
 		for i := range curs {
 			lc := &curs[i]
@@ -136,7 +136,8 @@ func (s *Store) Read(queue string, max int) ([]Item, error) {
 			var j int
 			j, streak = pick(cands, streak, s.opts.PriorityBurst)
 			lc := &curs[idx[j]]
-			if body := bodies.Get(u64Key(lc.e.body)); body != nil {
+			key := u64Key(lc.e.body)
+			if k, body := bodies.Seek(key); bytes.Equal(k, key) && body != nil {
 				items = append(items, lc.item(queue, body))
 			} else {
 				s.log.Error("queue entry without body; skipped", "queue", queue, "priority", lc.prio, "seq", lc.seq, "body", lc.e.body)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -24,6 +25,9 @@ type txState struct {
 	now int64
 
 	meta, bodies, refs, queues, ckpts *bolt.Bucket
+	// bodyCur and refCur are the transaction's cursors on bodies and refs, made on first
+	// use: deleting through one cursor spares Bucket.Delete's new cursor per call.
+	bodyCur, refCur *bolt.Cursor
 
 	lanes   map[laneKey]*laneWork
 	deleted map[string]bool // queues deleted in this transaction
@@ -46,6 +50,7 @@ func (t *txState) begin(tx *bolt.Tx) {
 	t.refs = tx.Bucket(bucketRefs)
 	t.queues = tx.Bucket(bucketQueues)
 	t.ckpts = tx.Bucket(bucketCheckpoints)
+	t.bodyCur, t.refCur = nil, nil
 }
 
 // end writes back the dirty lane records and the counters.
@@ -285,6 +290,11 @@ func (t *txState) remove(w *laneWork, seq uint64, e entry, reason string) error 
 	if err := w.b.Delete(u64Key(seq)); err != nil {
 		return fmt.Errorf("queues/%q/%d/%d: %w", w.key.queue, w.key.prio, seq, err)
 	}
+	return t.removed(w, e, reason)
+}
+
+// removed accounts for lane w's entry e, just deleted, and drops its body reference.
+func (t *txState) removed(w *laneWork, e entry, reason string) error {
 	w.rec.len--
 	w.rec.bytes -= int64(e.size) + EntryOverhead
 	w.dirty = true
@@ -300,7 +310,10 @@ func (t *txState) remove(w *laneWork, seq uint64, e entry, reason string) error 
 // deref drops one reference on a body, deleting it with the last one.
 func (t *txState) deref(id uint64, size uint32) error {
 	key := u64Key(id)
-	if v := t.refs.Get(key); v != nil {
+	if t.refCur == nil {
+		t.refCur, t.bodyCur = t.refs.Cursor(), t.bodies.Cursor()
+	}
+	if k, v := t.refCur.Seek(key); bytes.Equal(k, key) {
 		n, err := decodeU32(v)
 		if err != nil {
 			return fmt.Errorf("refs/%d: %w", id, err)
@@ -308,10 +321,12 @@ func (t *txState) deref(id uint64, size uint32) error {
 		if n > 2 {
 			return t.refs.Put(key, encodeU32(n-1))
 		}
-		return t.refs.Delete(key) // one reference left: implicit
+		return t.refCur.Delete() // one reference left: implicit
 	}
-	if err := t.bodies.Delete(key); err != nil {
-		return fmt.Errorf("bodies/%d: %w", id, err)
+	if k, _ := t.bodyCur.Seek(key); bytes.Equal(k, key) {
+		if err := t.bodyCur.Delete(); err != nil {
+			return fmt.Errorf("bodies/%d: %w", id, err)
+		}
 	}
 	t.bytes -= int64(size) + BodyOverhead
 	t.messages--
@@ -339,7 +354,10 @@ func (t *txState) ack(k laneKey, upto uint64) error {
 		if err != nil {
 			return fmt.Errorf("queues/%q/%d/%d: %w", k.queue, k.prio, seq, err)
 		}
-		if err := t.remove(w, seq, e, ""); err != nil {
+		if err := c.Delete(); err != nil {
+			return fmt.Errorf("queues/%q/%d/%d: %w", k.queue, k.prio, seq, err)
+		}
+		if err := t.removed(w, e, ""); err != nil {
 			return err
 		}
 	}
