@@ -130,6 +130,7 @@ type inputPump struct {
 	conn     *mqtt.Client   // the connection of the flights
 	flights  []inFlight     // the window, oldest first; flights[0] is never done
 	pending  []store.Item   // read from the store, not yet written
+	slab     []byte         // the bodies of pending, when the store reads into a buffer (read)
 	drained  bool           // the last Read found nothing: read again when the store signals
 	written  map[int]uint64 // per priority, the highest seq written: a lower one goes out again with DUP
 	acks     []store.Item   // per priority, the last delivered item not yet acked in the store
@@ -232,7 +233,7 @@ func (w *inputPump) flushAcks() {
 func (w *inputPump) fill() error {
 	for w.wantsMore() && (len(w.pending) > 0 || !w.drained) {
 		if len(w.pending) == 0 {
-			items, err := w.p.s.deps.Store.Read(w.p.queue, readBatch)
+			items, err := w.read()
 			if err != nil {
 				return readError{err}
 			}
@@ -258,6 +259,32 @@ func (w *inputPump) fill() error {
 		}
 	}
 	return nil
+}
+
+// intoReader is a Store that reads bodies into the caller's buffer, as
+// store.Store.ReadInto does.
+type intoReader interface {
+	ReadInto(queue string, max int, buf []byte) ([]store.Item, []byte, error)
+}
+
+// maxSlab is the largest body buffer a pump keeps between reads: a batch of large
+// messages gets a buffer of its own, left to the collector.
+const maxSlab = 256 << 10
+
+// read reads the next batch. With an intoReader the bodies go to the pump's slab, reused
+// batch after batch: it is called with nothing pending, and no body is used once its
+// PUBLISH is encoded (flights keep none).
+func (w *inputPump) read() ([]store.Item, error) {
+	r, ok := w.p.s.deps.Store.(intoReader)
+	if !ok {
+		return w.p.s.deps.Store.Read(w.p.queue, readBatch)
+	}
+	if cap(w.slab) > maxSlab {
+		w.slab = nil
+	}
+	items, slab, err := r.ReadInto(w.p.queue, readBatch, w.slab[:0])
+	w.slab = slab
+	return items, err
 }
 
 // writeBatch encodes PUBLISHes of pending items while the window has room and writes

@@ -60,23 +60,42 @@ func (lc *laneCursor) settle(k, v []byte, now int64, skips *int) (bool, error) {
 // the scheduling rule of the package doc, and moves the read position past them: the
 // same item is not returned again until Ack (never) or Rewind (again, if not acked).
 // Expired items are skipped and queued for deletion (Dropped[DropTTL]). Read does not
-// block and does not need Run; an unknown queue has no items.
+// block and does not need Run; an unknown queue has no items. Each item's Body is its
+// own copy.
 func (s *Store) Read(queue string, max int) ([]Item, error) {
+	items, _, err := s.read(queue, max, nil)
+	return items, err
+}
+
+// ReadInto is Read with the items' bodies copied into buf, after its length, instead of
+// into an allocation each. It returns the buffer that holds them: buf, or a larger one
+// when buf's capacity ran out (earlier items then keep the old one). A caller reading
+// batch after batch passes it back, as buf[:0], once it no longer uses the previous
+// batch's bodies, and so reuses one buffer.
+func (s *Store) ReadInto(queue string, max int, buf []byte) ([]Item, []byte, error) {
+	if buf == nil {
+		buf = []byte{} // non-nil: read copies into it
+	}
+	return s.read(queue, max, buf)
+}
+
+// read is Read, and ReadInto when buf is not nil.
+func (s *Store) read(queue string, max int, buf []byte) ([]Item, []byte, error) {
 	if err := validQueue(queue); err != nil {
-		return nil, fmt.Errorf("read: %w", err)
+		return nil, buf, fmt.Errorf("read: %w", err)
 	}
 	if max < 1 {
-		return nil, fmt.Errorf("read queue %q: max %d is less than 1: %w", queue, max, ErrInvalid)
+		return nil, buf, fmt.Errorf("read queue %q: max %d is less than 1: %w", queue, max, ErrInvalid)
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("read queue %q: %w", queue, ErrClosed)
+		return nil, buf, fmt.Errorf("read queue %q: %w", queue, ErrClosed)
 	}
 	q := s.queues[queue]
 	s.mu.Unlock()
 	if q == nil {
-		return nil, nil
+		return nil, buf, nil
 	}
 	q.readMu.Lock()
 	defer q.readMu.Unlock()
@@ -90,7 +109,7 @@ func (s *Store) Read(queue string, max int) ([]Item, error) {
 	}
 	s.mu.Unlock()
 	if len(curs) == 0 {
-		return nil, nil
+		return nil, buf, nil
 	}
 
 	now := s.opts.Now().UnixNano()
@@ -138,7 +157,7 @@ func (s *Store) Read(queue string, max int) ([]Item, error) {
 			lc := &curs[idx[j]]
 			key := u64Key(lc.e.body)
 			if k, body := bodies.Seek(key); bytes.Equal(k, key) && body != nil {
-				items = append(items, lc.item(queue, body))
+				items = append(items, lc.item(queue, body, &buf))
 			} else {
 				s.log.Error("queue entry without body; skipped", "queue", queue, "priority", lc.prio, "seq", lc.seq, "body", lc.e.body)
 			}
@@ -156,10 +175,10 @@ func (s *Store) Read(queue string, max int) ([]Item, error) {
 		return nil
 	})
 	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
-		return nil, fmt.Errorf("read queue %q: %w", queue, ErrClosed)
+		return nil, buf, fmt.Errorf("read queue %q: %w", queue, ErrClosed)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read queue %q: %w", queue, err)
+		return nil, buf, fmt.Errorf("read queue %q: %w", queue, err)
 	}
 
 	s.mu.Lock()
@@ -187,16 +206,22 @@ func (s *Store) Read(queue string, max int) ([]Item, error) {
 	if truncated {
 		q.signal()
 	}
-	return items, nil
+	return items, buf, nil
 }
 
-func (lc *laneCursor) item(queue string, body []byte) Item {
+func (lc *laneCursor) item(queue string, body []byte, buf *[]byte) Item {
 	it := Item{
 		Queue:      queue,
 		Priority:   lc.prio,
 		Seq:        lc.seq,
-		Body:       bytes.Clone(body),
 		EnqueuedAt: time.Unix(0, lc.e.enqueued).UTC(),
+	}
+	if *buf == nil {
+		it.Body = bytes.Clone(body)
+	} else {
+		from := len(*buf)
+		*buf = append(*buf, body...)
+		it.Body = (*buf)[from:len(*buf):len(*buf)]
 	}
 	if it.Body == nil {
 		it.Body = []byte{}
