@@ -51,14 +51,13 @@ var systemOrder = []string{
 	SysSchema, SysInterfaceID, SysComponent, SysDiagID, SysDiagContext, SysAck, SysOperation,
 }
 
-// systemKnown holds systemOrder's names, and systemWire their wire keys (systemWireKey).
-var systemKnown, systemWire = func() (map[string]bool, map[string]string) {
-	known, wire := make(map[string]bool, len(systemOrder)), make(map[string]string, len(systemOrder))
+// systemWire maps systemOrder's names to their wire keys (systemWireKey).
+var systemWire = func() map[string]string {
+	wire := make(map[string]string, len(systemOrder))
 	for _, name := range systemOrder {
-		known[name] = true
 		wire[name] = systemWireKey(name)
 	}
-	return known, wire
+	return wire
 }()
 
 // routingNames maps wire names to the names the routing query language uses (the
@@ -133,19 +132,15 @@ func MessageFromBag(body []byte, b Bag) Message {
 // as system, as IoT Hub does.
 func (m Message) Bag() Bag {
 	b := make(Bag, 0, len(m.System)+len(m.Properties))
-	unknown := false
-	if len(m.System) > 0 {
-		for _, name := range systemOrder {
-			if v, ok := m.System[name]; ok {
-				b = append(b, Property{Key: systemWire[name], Value: v})
-			}
+	for _, name := range systemOrder {
+		if v, ok := m.System[name]; ok {
+			b = append(b, Property{Key: systemWire[name], Value: v})
 		}
-		unknown = len(b) < len(m.System)
 	}
-	if unknown {
+	if len(b) < len(m.System) { // unknown system properties, sorted
 		from := len(b)
 		for name, v := range m.System {
-			if !systemKnown[name] {
+			if _, known := systemWire[name]; !known {
 				b = append(b, Property{Key: systemWireKey(name), Value: v})
 			}
 		}

@@ -50,7 +50,6 @@ func (t *txState) begin(tx *bolt.Tx) {
 	t.refs = tx.Bucket(bucketRefs)
 	t.queues = tx.Bucket(bucketQueues)
 	t.ckpts = tx.Bucket(bucketCheckpoints)
-	t.bodyCur, t.refCur = nil, nil
 }
 
 // end writes back the dirty lane records and the counters.

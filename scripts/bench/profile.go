@@ -15,8 +15,8 @@ import (
 
 // profileScenario profiles the hub under the durable throughput load when the durable
 // target was missed (or always, or never, per settings.Profile): it builds profhub (the
-// hub with CPU, block and allocation profiles, scripts/bench/profhub), runs the 1 KB, 16-publisher
-// case once against it, and quotes `go tool pprof -top`.
+// hub with CPU, block and allocation profiles, scripts/bench/profhub), runs the 1 KB case
+// with settings.ProfilePublishers publishers once against it, and quotes `go tool pprof -top`.
 func profileScenario() scenario {
 	return scenario{
 		ID:    "profile",
