@@ -92,6 +92,18 @@ func TestParseStatCPU(t *testing.T) {
 	}
 }
 
+func TestParseIOSyscr(t *testing.T) {
+	io := "rchar: 323934931\nwchar: 323929600\nsyscr: 632687\nsyscw: 632675\nread_bytes: 0\n"
+	if n, err := parseIOSyscr(io); err != nil || n != 632687 {
+		t.Fatalf("parseIOSyscr = %d, %v; want 632687", n, err)
+	}
+	for _, bad := range []string{"rchar: 1\nwchar: 2\n", "syscr: many\n"} {
+		if n, err := parseIOSyscr(bad); err == nil {
+			t.Errorf("parseIOSyscr(%q) = %d, want an error", bad, n)
+		}
+	}
+}
+
 func TestParseProcStat(t *testing.T) {
 	tests := []struct {
 		name    string

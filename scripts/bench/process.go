@@ -179,6 +179,29 @@ func readCPU(pid int) (time.Duration, error) {
 	return parseStatCPU(string(b))
 }
 
+// readSyscalls returns the read system calls pid has made, from /proc/{pid}/io (syscr).
+func readSyscalls(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseIOSyscr(string(b))
+}
+
+// parseIOSyscr reads the syscr line of a /proc/{pid}/io file.
+func parseIOSyscr(io string) (int64, error) {
+	for line := range strings.Lines(io) {
+		if v, ok := strings.CutPrefix(line, "syscr:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("io: syscr %q: %w", strings.TrimSpace(v), err)
+			}
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("io %q: no syscr line", truncate(io, 40))
+}
+
 // parseStatCPU reads utime and stime (fields 14 and 15) from a /proc/{pid}/stat line. The
 // command name (field 2) is in parentheses and may hold spaces, so fields are counted
 // after its closing parenthesis.

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"time"
@@ -13,6 +15,7 @@ type throughputRun struct {
 	Delivered float64 // distinct messages received by the subscriber per second
 	Acked     float64 // messages acknowledged (PUBACK) to the publishers per second
 	CPU       cpuUse  // from the first publish to the last delivery
+	Reads     float64 // the broker's read system calls per message delivered; NaN when /proc/<pid>/io is unreadable
 	Dups      int     // duplicate deliveries (allowed by QoS 1, counted apart)
 }
 
@@ -39,6 +42,7 @@ func measureThroughput(ctx context.Context, b *broker, publishers, size, count, 
 	if err != nil {
 		return throughputRun{}, err
 	}
+	reads0, readsErr := readSyscalls(b.proc.pid())
 	start := cpu0.at
 	var wg sync.WaitGroup
 	var ackedMu sync.Mutex
@@ -63,6 +67,8 @@ func measureThroughput(ctx context.Context, b *broker, publishers, size, count, 
 	}
 	complete := r.wait(ctx, fail)
 	cpu1, cpuErr := sampleCPU(b.proc.pid())
+	reads1, err := readSyscalls(b.proc.pid())
+	readsErr = errors.Join(readsErr, err)
 	unique, dups, unknown, last := r.counts()
 	if !complete {
 		fail.set(ctx.Err()) // stop the publishers if they are still going
@@ -78,10 +84,15 @@ func measureThroughput(ctx context.Context, b *broker, publishers, size, count, 
 		return throughputRun{}, cpuErr
 	}
 	wall := last - start
+	reads := float64(reads1-reads0) / float64(count)
+	if readsErr != nil {
+		reads = math.NaN() // summarize leaves it out
+	}
 	return throughputRun{
 		Delivered: float64(count) / wall.Seconds(),
 		Acked:     float64(count) / (acked - start).Seconds(),
 		CPU:       cpu0.use(cpu1),
+		Reads:     reads,
 		Dups:      dups,
 	}, nil
 }
@@ -119,11 +130,12 @@ func runThroughputScenario(ctx context.Context, s *settings, kinds []brokerKind)
 		"`FROM /messages/modules/pubN/outputs/o1 INTO BrokeredEndpoint(\"/modules/sink/inputs/input1\")`, every "+
 		"message fsynced before its PUBACK; the subscriber is module `sink`. Mosquitto: the same clients publish to and "+
 		"subscribe to one topic, persistence off. Medians of %d runs, (lowest–highest) in brackets. \"PUBACKed\" is the "+
-		"rate at which the hub acknowledged (stored) the publishes. CPU columns are CPU time over the run's wall time "+
+		"rate at which the hub acknowledged (stored) the publishes; \"hub reads/msg\" its read system calls (syscr of "+
+		"/proc/<pid>/io, every connection's) per message delivered. CPU columns are CPU time over the run's wall time "+
 		"(100%% = one core of %d); \"others' CPU\" is what the rest of the machine used meanwhile (other processes, "+
 		"kernel threads such as the file system's journal): where it is high, the case ran on a busy machine.", thousands(float64(count)), throughputWindow, s.Runs, runtime.NumCPU())
 	tb := table{Header: []string{"payload", "publishers", kinds[0].Label + " msg/s", kinds[1].Label + " msg/s",
-		"ratio", "hub PUBACKed msg/s", "hub CPU", kinds[1].Label + " CPU", "others' CPU", "target", "verdict"}}
+		"ratio", "hub PUBACKed msg/s", "hub reads/msg", "hub CPU", kinds[1].Label + " CPU", "others' CPU", "target", "verdict"}}
 	ch := &chart{Title: throughputChartTitle, XLabel: throughputChartXLabel,
 		Series: []string{kinds[0].Label, kinds[1].Label}}
 	var clients, other []float64 // CPU of the load clients and of other processes, every run
@@ -144,6 +156,7 @@ func runThroughputScenario(ctx context.Context, s *settings, kinds []brokerKind)
 			ref := summarize(values(res[kinds[1].ID], func(r throughputRun) float64 { return r.Delivered }))
 			acked := summarize(values(res[kinds[0].ID], func(r throughputRun) float64 { return r.Acked }))
 			hubCPU := summarize(values(res[kinds[0].ID], func(r throughputRun) float64 { return r.CPU.Broker }))
+			readsPerMsg := summarize(values(res[kinds[0].ID], func(r throughputRun) float64 { return r.Reads }))
 			refCPU := summarize(values(res[kinds[1].ID], func(r throughputRun) float64 { return r.CPU.Broker }))
 			var caseOther []float64
 			for _, k := range kinds {
@@ -162,7 +175,7 @@ func runThroughputScenario(ctx context.Context, s *settings, kinds []brokerKind)
 				}
 			}
 			tb.Rows = append(tb.Rows, []string{sizeLabel(size), fmt.Sprint(pubs), rate(hub), rate(ref), ratio(hub, ref),
-				rate(acked), percent(hubCPU), percent(refCPU), percent(summarize(caseOther)), target, verdictCell})
+				rate(acked), perMessage(readsPerMsg), percent(hubCPU), percent(refCPU), percent(summarize(caseOther)), target, verdictCell})
 			ch.Groups = append(ch.Groups, barGroup{Label: fmt.Sprintf("%s x%d", sizeLabel(size), pubs), Bars: []summary{hub, ref}})
 		}
 	}
@@ -216,6 +229,14 @@ func cpuNote(clients, other []float64) string {
 		"range %.0f–%.0f%%) and the rest of the machine (other processes, kernel threads) %s (range %.0f–%.0f%%); "+
 		"the machine has %d cores.",
 		percent(c), c.Min, c.Max, percent(o), o.Min, o.Max, runtime.NumCPU())
+}
+
+// perMessage formats a median count per message.
+func perMessage(s summary) string {
+	if s.N == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", s.Median)
 }
 
 func percent(s summary) string {
